@@ -1,0 +1,3 @@
+from mailhooks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The Event model: what comes in over `POST /events` and what goes out to receivers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EVENT_NAMES: Final = (
+    "received",
+    "delivered",
+    "bounced",
+    "rejected",
+    "delayed",
+    "newsletter_opened",
+    "newsletter_clicked",
+    "transactional_opened",
+    "transactional_clicked",
+    "complaint",
+)
+EventName = Literal[
+    "received",
+    "delivered",
+    "bounced",
+    "rejected",
+    "delayed",
+    "newsletter_opened",
+    "newsletter_clicked",
+    "transactional_opened",
+    "transactional_clicked",
+    "complaint",
+]
+CLICK_EVENTS: Final = frozenset({"newsletter_clicked", "transactional_clicked"})
+
+# The fields a webhook may filter on; each is an optional string field of Event.
+FILTER_FIELDS: Final = ("sending_domain", "sending_node", "bridge", "dedicated_ip")
+
+Scalar = str | int | float | bool | None
+ShortText = Annotated[str, Field(max_length=1000)]
+
+
+class Event(BaseModel):
+    """One email event, as a mail server reports it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="mailhooks event")
+
+    event: EventName = Field(description="What happened to the email.")
+    email: str = Field(
+        min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+        description="The recipient's address.",
+    )
+    message_id: str = Field(
+        min_length=1, max_length=998, description="The email's Message-ID, as the MTA knows it."
+    )
+    timestamp: datetime | None = Field(
+        default=None,
+        description="When it happened (ISO 8601); the time mailhooks received it when absent.",
+    )
+    event_id: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Unique id of this event; the same id posted again is accepted once.",
+    )
+    campaign_id: int | str | None = Field(
+        default=None, description="The campaign (broadcast) the email belongs to."
+    )
+    broadcast_name: ShortText | None = Field(
+        default=None, description="The campaign's display name."
+    )
+    sending_domain: str | None = Field(
+        default=None, max_length=253, description="The domain the email was sent from."
+    )
+    sending_node: str | None = Field(
+        default=None, max_length=200, description="The SMTP node that sent the email."
+    )
+    bridge: str | None = Field(
+        default=None, max_length=200, description="The bridge (SMTP credentials) used."
+    )
+    dedicated_ip: str | None = Field(
+        default=None, max_length=45, description="The dedicated IP address the email left from."
+    )
+    link_url: str | None = Field(
+        default=None, max_length=8192, description="The link clicked, for click events."
+    )
+    bounce_type: str | None = Field(
+        default=None, max_length=100, description="hard, soft, … for bounced events."
+    )
+    complaint_type: str | None = Field(
+        default=None, max_length=100, description="abuse, fraud, … for complaint events."
+    )
+    metadata: dict[str, Scalar] | None = Field(
+        default=None, max_length=50, description="Extra key/value pairs passed through as given."
+    )
+    test: bool | None = Field(
+        default=None, description="True on the sample events sent by `mailhooks test`."
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def completed(self, received_at: datetime | None = None) -> Event:
+        """This event with the fields mailhooks fills in: timestamp and event_id."""
+        updates: dict[str, Any] = {}
+        if self.timestamp is None:
+            updates["timestamp"] = received_at or datetime.now(UTC)
+        if self.event_id is None:
+            updates["event_id"] = str(uuid.uuid4())
+        return self.model_copy(update=updates) if updates else self
+
+    def payload(self) -> dict[str, Any]:
+        """The body a receiver gets: the seed's fields, optional ones only when set."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.timestamp is not None:
+            data["timestamp"] = format_timestamp(self.timestamp)
+        return data
+
+
+def format_timestamp(moment: datetime) -> str:
+    """`2024-01-15T10:30:00Z`: UTC, seconds (fractions only when there are any)."""
+    moment = moment.astimezone(UTC)
+    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")

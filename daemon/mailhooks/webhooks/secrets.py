@@ -1,0 +1,88 @@
+"""Secret references (`${env:NAME}`, `${file:/path}`, `${credential:NAME}`) and their resolution.
+
+Secrets never live in a webhook file: the file names where the daemon finds them, so the
+files can be reviewed and validated in CI without the secrets themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+SECRET_REF_PATTERN: Final = (
+    r"^\$\{(env:[A-Za-z_][A-Za-z0-9_]*|file:/[^}]+|credential:[A-Za-z0-9_.@-]+)\}$"
+)
+_REFERENCE = re.compile(r"\$\{(env|file|credential):([^}]*)\}")
+_FULL_REFERENCE = re.compile(SECRET_REF_PATTERN)
+HOW_TO_REFERENCE: Final = (
+    "write a reference instead: ${env:NAME}, ${file:/absolute/path} "
+    "or ${credential:NAME} (systemd LoadCredential=)"
+)
+
+
+class SecretError(Exception):
+    """A reference that cannot be resolved; the message names the reference, never a value."""
+
+
+@dataclass(frozen=True)
+class SecretSources:
+    """Where references point: the environment and systemd's credentials directory."""
+
+    environ: Mapping[str, str]
+    credentials_directory: str | None
+
+    @classmethod
+    def from_process(cls) -> SecretSources:
+        return cls(os.environ, os.environ.get("CREDENTIALS_DIRECTORY"))
+
+
+def is_reference(text: str) -> bool:
+    """True when the whole string is one secret reference."""
+    return _FULL_REFERENCE.match(text) is not None
+
+
+def contains_reference(text: str) -> bool:
+    return _REFERENCE.search(text) is not None
+
+
+def _read_secret_file(path: Path, reference: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except FileNotFoundError:
+        raise SecretError(f"{reference}: file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SecretError(f"{reference}: cannot read {path}: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or type(error).__name__
+
+
+def resolve_one(kind: str, name: str, sources: SecretSources) -> str:
+    reference = f"${{{kind}:{name}}}"
+    if kind == "env":
+        value = sources.environ.get(name)
+        if value is None:
+            raise SecretError(f"{reference}: environment variable {name} is not set")
+        return value
+    if kind == "file":
+        if not name.startswith("/"):
+            raise SecretError(f"{reference}: the path must be absolute")
+        return _read_secret_file(Path(name), reference)
+    if not sources.credentials_directory:
+        raise SecretError(
+            f"{reference}: $CREDENTIALS_DIRECTORY is not set "
+            "(run under systemd with LoadCredential=, or set it)"
+        )
+    if "/" in name or name in {".", ".."}:
+        raise SecretError(f"{reference}: a credential name cannot contain '/'")
+    return _read_secret_file(Path(sources.credentials_directory) / name, reference)
+
+
+def resolve(text: str, sources: SecretSources) -> str:
+    """Replace every reference in `text` by its secret (a header may hold `Bearer ${env:T}`)."""
+    return _REFERENCE.sub(lambda match: resolve_one(match[1], match[2], sources), text)

@@ -1,0 +1,188 @@
+"""Reading one YAML document safely, keeping where every key and value came from.
+
+ruamel.yaml's round-trip loader keeps line and column of every node, which lets a schema
+error deep in a file point at `path:line:col`. Timestamps stay strings (so `format:
+date-time` is checked as JSON Schema means it), and the document is copied into plain
+Python values under a node budget, so an alias bomb or a self-referencing alias is an error
+instead of a hang.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+MAX_NODES: Final = 20000
+MAX_DEPTH: Final = 64
+
+PathPart = str | int
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """1-based line and column, as editors and compilers print them."""
+
+    line: int
+    column: int
+
+
+START: Final = Position(1, 1)
+
+
+class YamlError(Exception):
+    def __init__(self, message: str, position: Position = START) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+class _StringTimestamps(RoundTripConstructor):
+    """Keep `2024-01-15` as the string it was written as."""
+
+
+_StringTimestamps.add_constructor(
+    "tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str
+)
+
+
+def _loader() -> YAML:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.Constructor = _StringTimestamps
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+@dataclass(frozen=True)
+class Document:
+    """Plain data (dict, list, str, int, float, bool, None) and the node tree it came from."""
+
+    data: Any
+    tree: Any
+
+    def position(self, path: Sequence[PathPart], *, key: bool = False) -> Position:
+        """Where the value at `path` starts, or its key when `key` is true.
+
+        Walks as deep as the tree goes: a path that ends in a missing key points at the
+        mapping that lacks it.
+        """
+        node = self.tree
+        found = _start_of(node)
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            spot = _child_position(node, part, key=key and last)
+            if spot is None:
+                break
+            found = spot
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+            if not last and isinstance(node, CommentedMap | CommentedSeq):
+                found = _start_of(node, found)
+        return found
+
+
+def _start_of(node: Any, default: Position = START) -> Position:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return default
+    return Position(lc.line + 1, lc.col + 1)
+
+
+def _child_position(node: Any, part: PathPart, *, key: bool) -> Position | None:
+    try:
+        if isinstance(node, CommentedMap) and not isinstance(part, int):
+            line, column = node.lc.key(part) if key else node.lc.value(part)
+        elif isinstance(node, CommentedSeq) and isinstance(part, int):
+            line, column = node.lc.item(part)
+        else:
+            return None
+    except (KeyError, IndexError, TypeError):
+        return None
+    return Position(line + 1, column + 1)
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 (a BOM allowed), or an error pointing at the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise YamlError(
+            f"not UTF-8: byte 0x{raw[error.start]:02x} cannot be decoded", Position(line, column)
+        ) from None
+
+
+def parse(text: str) -> Document:
+    """One YAML document as a Document; every failure is a YamlError with a position."""
+    try:
+        tree = _loader().load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        position = Position(mark.line + 1, mark.column + 1) if mark is not None else START
+        raise YamlError(_describe(error), position) from None
+    except YAMLError as error:
+        raise YamlError(f"invalid YAML: {error}".splitlines()[0]) from None
+    except RecursionError:
+        raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+    budget = _Budget()
+    return Document(_plain(tree, budget, 0), tree)
+
+
+_DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
+
+
+def _describe(error: MarkedYAMLError) -> str:
+    """ruamel's wording, made one line and specific where a person needs more."""
+    problem = " ".join(str(error.problem or "invalid YAML").split())
+    if "'\\t'" in problem:
+        return "tab character: YAML indents with spaces only"
+    duplicate = _DUPLICATE.search(problem)
+    if duplicate:
+        first = error.context_mark.line + 1 if error.context_mark is not None else "?"
+        return f"duplicate key '{duplicate[1]}' (first given on line {first})"
+    if "another document" in problem:
+        return "more than one YAML document: a webhook file holds exactly one"
+    context = " ".join(str(error.context).split()) if error.context else ""
+    return f"{problem} ({context})" if context else problem
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def spend(self) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlError(
+                f"document expands to more than {MAX_NODES} values "
+                "(aliases that repeat each other: an alias bomb?)"
+            )
+
+
+def _plain(node: Any, budget: _Budget, depth: int) -> Any:
+    budget.spend()
+    if depth > MAX_DEPTH:
+        raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)", _start_of(node))
+    if isinstance(node, dict):
+        return {str(key): _plain(value, budget, depth + 1) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item, budget, depth + 1) for item in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return str(node)
