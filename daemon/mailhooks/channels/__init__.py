@@ -1,0 +1,1 @@
+"""[out] Where events go: one module per channel type, all behind `base.Sender`."""

@@ -1,0 +1,73 @@
+"""The one small interface every channel implements, and what it shares with the dispatcher.
+
+A channel sends one message (one event, or a batch) once and says how it went: success,
+a failure that may be retried, or a permanent one. It never sleeps or retries by itself:
+`mailhooks.dispatch` owns backoff, jitter, `Retry-After` and the circuit breaker for all
+channels, as Alertmanager's retry stage does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from mailhooks.settings import Settings
+
+BODY_EXCERPT_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Message:
+    """What one request carries.
+
+    `message_id` is Standard Webhooks' `webhook-id`: the same on every retry of a
+    delivery (or of a batch with the same members). `body` is the JSON encoded once.
+    """
+
+    message_id: str
+    events: Sequence[dict[str, Any]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt went. `error` is one line and never holds a secret."""
+
+    ok: bool
+    retry: bool = False
+    status: int | None = None
+    error: str | None = None
+    # Seconds the endpoint asked us to wait (Retry-After), or None.
+    retry_after: float | None = None
+    # Unix time until which every delivery through this channel's API must wait
+    # (Pushover's monthly quota spent), or None.
+    hold_until: float | None = None
+    body_excerpt: str = ""
+    duration_ms: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        return "success" if self.ok else ("retry" if self.retry else "permanent_failure")
+
+
+@dataclass
+class ChannelContext:
+    """What channels share: HTTP sessions, the config, and hooks for metrics."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    pushover_session: aiohttp.ClientSession
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    """A webhook's channel, built once per loaded webhook with its secrets resolved."""
+
+    async def send(self, message: Message) -> Outcome: ...
+
+
+def excerpt(data: bytes) -> str:
+    return data[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")

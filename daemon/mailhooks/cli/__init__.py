@@ -1,0 +1,43 @@
+"""The `mailhooks` command: the only code that parses argv, prints and exits.
+
+One module per command; each has `register(subparsers)` and sets `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mailhooks import __version__
+from importlib import import_module
+
+from mailhooks.cli.common import CommandError
+
+# One module per command, in the order `mailhooks --help` lists them.
+COMMANDS = ("validate", "listing", "explain")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="mailhooks", description="Email events to webhooks, configured as YAML in git."
+    )
+    top.add_argument("--version", action="version", version=f"mailhooks {__version__}")
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        import_module(f"mailhooks.cli.{name}").register(subparsers)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except CommandError as error:
+        print(f"mailhooks {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code

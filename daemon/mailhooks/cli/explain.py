@@ -1,0 +1,70 @@
+"""`mailhooks explain EVENT.json|-`: which webhooks an event goes to, and why not the others."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mailhooks.cli.common import CommandError, add_directory, directory_of, settings_of
+from mailhooks.events import Event
+from mailhooks.match import Matcher
+from mailhooks.webhooks.load import load_webhooks
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("explain", help="which webhooks an event would go to, and why")
+    parser.add_argument("event", metavar="EVENT.json|-", help="one event as JSON, - for stdin")
+    add_directory(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.set_defaults(run=run)
+
+
+def read_json(source: str) -> Any:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"cannot read {source}: {getattr(error, 'strerror', error)}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
+
+
+def parse_event(data: Any, source: str) -> Event:
+    try:
+        return Event.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "event"
+        raise CommandError(f"{source}: {field}: {first['msg']}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    event = parse_event(read_json(args.event), args.event)
+    result = load_webhooks(directory_of(args, settings), settings)
+    matcher = Matcher({key: loaded.webhook for key, loaded in result.webhooks.items()})
+    verdicts = matcher.explain(event)
+    if args.json:
+        print(json.dumps({
+            "event": event.payload(),
+            "webhooks": [
+                {"id": v.webhook_id, "name": v.name, "matched": v.matched, "reason": v.reason}
+                for v in verdicts
+            ],
+            "errors": [str(problem) for problem in result.problems],
+        }, indent=2))
+        return 0
+    for verdict in verdicts:
+        outcome = "matched" if verdict.matched else f"not matched: {verdict.reason}"
+        print(f"{verdict.webhook_id} ({verdict.name}): {outcome}")
+    matched = sum(verdict.matched for verdict in verdicts)
+    print(f"{matched} of {len(verdicts)} webhooks matched")
+    for problem in result.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0

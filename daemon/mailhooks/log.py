@@ -1,0 +1,62 @@
+"""structlog: one JSON line per event under systemd (journald), console lines on a terminal.
+
+Every log line passes `redact`: a key that names a secret never carries its value, so a
+careless `log.info(..., headers=...)` cannot leak a credential.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Final, TextIO
+
+import structlog
+
+_SECRET_KEY: Final = re.compile(
+    r"secret|token|password|passwd|authorization|signature|api[-_]?key|user[-_]?key|cookie|"
+    r"^headers$|credential",
+    re.IGNORECASE,
+)
+REDACTED: Final = "[redacted]"
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
+    """`fmt` json or console; None picks console on a terminal and json otherwise."""
+    out = stream or sys.stdout
+    if fmt is None:
+        fmt = "console" if out.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(name)

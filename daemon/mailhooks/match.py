@@ -1,0 +1,150 @@
+"""Which webhooks an event goes to: the one place that decides, for the daemon and `explain`.
+
+Webhooks are indexed by event name, so the cost of matching an event grows with the
+webhooks that subscribe to that event, not with all of them; each filter is compiled to
+sets (and a few networks) once, when the webhooks are loaded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mailhooks.events import EVENT_NAMES, FILTER_FIELDS, Event
+from mailhooks.webhooks.models import Filters, Webhook
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _normal_domain(domain: str) -> str:
+    return domain.strip().rstrip(".").lower()
+
+
+@lru_cache(maxsize=4096)
+def _domain_suffixes(domain: str) -> tuple[str, ...]:
+    """`a.b.example.org` → `.b.example.org`, `.example.org`, `.org`."""
+    labels = _normal_domain(domain).split(".")
+    return tuple("." + ".".join(labels[index:]) for index in range(1, len(labels)))
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class _CompiledFilter:
+    field: str
+    exact: frozenset[str]
+    suffixes: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    def accepts(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.field == "sending_domain":
+            domain = _normal_domain(value)
+            return domain in self.exact or any(
+                suffix in self.suffixes for suffix in _domain_suffixes(domain)
+            )
+        if self.field == "dedicated_ip":
+            address = _address(value)
+            return address is not None and (
+                str(address) in self.exact or any(address in net for net in self.networks)
+            )
+        return value in self.exact
+
+
+def _compile(filters: Filters | None) -> tuple[_CompiledFilter, ...]:
+    if filters is None:
+        return ()
+    compiled = []
+    for field in FILTER_FIELDS:
+        values: list[str] | None = getattr(filters, field)
+        if not values:
+            continue
+        if field == "sending_domain":
+            domains = [_normal_domain(value) for value in values]
+            compiled.append(_CompiledFilter(
+                field,
+                frozenset(d for d in domains if not d.startswith("*.")),
+                frozenset(d[1:] for d in domains if d.startswith("*.")),
+            ))
+        elif field == "dedicated_ip":
+            networks = [ipaddress.ip_network(value.strip(), strict=False) for value in values]
+            compiled.append(_CompiledFilter(
+                field,
+                frozenset(str(n.network_address) for n in networks if n.num_addresses == 1),
+                networks=tuple(n for n in networks if n.num_addresses > 1),
+            ))
+        else:
+            compiled.append(_CompiledFilter(field, frozenset(values)))
+    return tuple(compiled)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    webhook_id: str
+    name: str
+    matched: bool
+    reason: str | None = None
+
+
+class Matcher:
+    """An immutable index of webhooks; build a new one on every reload."""
+
+    def __init__(self, webhooks: Mapping[str, Webhook]) -> None:
+        self._webhooks = dict(sorted(webhooks.items()))
+        self._filters = {key: _compile(hook.filters) for key, hook in self._webhooks.items()}
+        by_event: dict[str, list[tuple[str, tuple[_CompiledFilter, ...]]]] = {
+            name: [] for name in EVENT_NAMES
+        }
+        for key, hook in self._webhooks.items():
+            if not hook.active:
+                continue
+            names = EVENT_NAMES if hook.events == "all" else hook.events
+            for name in names:
+                by_event[name].append((key, self._filters[key]))
+        self._by_event = {name: tuple(entries) for name, entries in by_event.items()}
+
+    def __len__(self) -> int:
+        return len(self._webhooks)
+
+    def match(self, event: Event) -> list[str]:
+        """The ids of the active webhooks `event` goes to, in id order."""
+        return [
+            key for key, filters in self._by_event[event.event]
+            if all(f.accepts(getattr(event, f.field)) for f in filters)
+        ]
+
+    def explain(self, event: Event) -> list[Verdict]:
+        """For every webhook, active or not: matched, or the first reason it did not."""
+        verdicts = []
+        for key, hook in self._webhooks.items():
+            verdicts.append(Verdict(key, hook.name, *self._why(event, hook, self._filters[key])))
+        return verdicts
+
+    @staticmethod
+    def _why(
+        event: Event, hook: Webhook, filters: tuple[_CompiledFilter, ...]
+    ) -> tuple[bool, str | None]:
+        if not hook.active:
+            return False, "inactive"
+        if hook.events != "all" and event.event not in hook.events:
+            return False, f"event {event.event!r} not selected (selects {', '.join(hook.events)})"
+        for compiled in filters:
+            value = getattr(event, compiled.field)
+            if value is None:
+                return False, f"filter {compiled.field}: the event has no {compiled.field}"
+            if not compiled.accepts(value):
+                allowed = getattr(hook.filters, compiled.field)
+                return False, (
+                    f"filter {compiled.field}: {value!r} is not one of {', '.join(allowed)}"
+                )
+        return True, None
