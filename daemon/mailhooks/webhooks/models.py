@@ -199,3 +199,15 @@ class Webhook(_Strict):
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+def secret_texts(channel: WebChannel | PushoverChannel) -> list[str]:
+    """Every string of a channel that may hold secret references."""
+    if isinstance(channel, PushoverChannel):
+        return [channel.user_key, channel.api_token]
+    texts = list((channel.headers or {}).values())
+    if isinstance(channel.secret, str):
+        texts.append(channel.secret)
+    elif channel.secret:
+        texts.extend(channel.secret)
+    return texts

@@ -86,3 +86,31 @@ def resolve_one(kind: str, name: str, sources: SecretSources) -> str:
 def resolve(text: str, sources: SecretSources) -> str:
     """Replace every reference in `text` by its secret (a header may hold `Bearer ${env:T}`)."""
     return _REFERENCE.sub(lambda match: resolve_one(match[1], match[2], sources), text)
+
+
+class Resolved:
+    """The secrets of one webhook, resolved at load. Its repr never shows a value."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def __repr__(self) -> str:
+        return f"Resolved({len(self._values)} secret(s))"
+
+    def text(self, template: str) -> str:
+        """`template` with its references replaced (`Bearer ${env:T}` → `Bearer …`)."""
+        return _REFERENCE.sub(lambda match: self._values[match[0]], template)
+
+    def values(self) -> list[str]:
+        """Every resolved value, for tests that prove no log line carries one."""
+        return list(self._values.values())
+
+
+def resolve_all(texts: list[str], sources: SecretSources) -> Resolved:
+    """Resolve every reference in `texts`; the first failure raises SecretError."""
+    values: dict[str, str] = {}
+    for text in texts:
+        for match in _REFERENCE.finditer(text):
+            if match[0] not in values:
+                values[match[0]] = resolve_one(match[1], match[2], sources)
+    return Resolved(values)
