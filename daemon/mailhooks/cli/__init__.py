@@ -15,7 +15,10 @@ from importlib import import_module
 from mailhooks.cli.common import CommandError
 
 # One module per command, in the order `mailhooks --help` lists them.
-COMMANDS = ("validate", "listing", "explain")
+COMMANDS = (
+    "validate", "listing", "explain", "new", "toggle", "edit", "delete",
+    "serve", "send", "status", "deliveries", "test_command",
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,71 @@
+"""`mailhooks deliveries` and `mailhooks replay`: what was delivered or failed, and retrying."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from mailhooks.cli.client import call
+from mailhooks.cli.common import CommandError, add_socket, settings_of, socket_of
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    listing = subparsers.add_parser("deliveries", help="deliveries with their attempts")
+    add_socket(listing)
+    listing.add_argument("--failed", action="store_true", help="only failed deliveries")
+    listing.add_argument("--state", choices=("pending", "delivered", "failed", "dropped"))
+    listing.add_argument("--webhook", metavar="ID", help="only this webhook's")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    listing.set_defaults(run=run_list)
+    replay = subparsers.add_parser("replay", help="re-queue failed deliveries")
+    add_socket(replay)
+    replay.add_argument("ids", nargs="*", type=int, metavar="DELIVERY_ID")
+    replay.add_argument("--webhook", metavar="ID", help="every failed delivery of this webhook")
+    replay.set_defaults(run=run_replay)
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    query = {"limit": str(args.limit)}
+    state = "failed" if args.failed else args.state
+    if state:
+        query["state"] = state
+    if args.webhook:
+        query["webhook"] = args.webhook
+    status, answer = call(socket_of(args, settings), "GET", f"/deliveries?{urlencode(query)}")
+    if status != 200:
+        raise CommandError(f"the daemon answered {status}: {answer}")
+    rows = answer["deliveries"]
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    for row in rows:
+        error = f"  {row['last_error']}" if row["last_error"] else ""
+        http = row["last_status"] if row["last_status"] is not None else "-"
+        print(f"{row['id']:>8}  {row['state']:<9} {row['webhook_id']}  {row['event']} "
+              f"{row['event_id']}  attempts={row['attempts']} status={http} "
+              f"updated={_when(row['updated_at'])}{error}")
+    print(f"{len(rows)} deliveries")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if bool(args.ids) == bool(args.webhook):
+        raise CommandError("give delivery ids or --webhook ID (one of them)", exit_code=2)
+    body = {"webhook": args.webhook} if args.webhook else {"ids": args.ids}
+    status, answer = call(socket_of(args, settings), "POST", "/deliveries/replay",
+                          body=json.dumps(body).encode())
+    if status != 200:
+        raise CommandError(f"the daemon answered {status}: {answer}")
+    print(f"re-queued {answer['replayed']} failed deliveries")
+    return 0

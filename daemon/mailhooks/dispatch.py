@@ -1,0 +1,300 @@
+"""[deliver] Due deliveries from the spool to their channels: one lane per webhook.
+
+Each webhook has its own lane (its own queue position, concurrency limit and circuit
+breaker), so a slow, failing or dead endpoint never delays the others. The retry policy
+lives here once for every channel: a channel says whether a failure may be retried; this
+module decides when, with the schedule, jitter, `Retry-After` and holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mailhooks import log
+from mailhooks.channels.base import Message, Outcome
+from mailhooks.live import LiveWebhook
+from mailhooks.metrics import Metrics
+from mailhooks.settings import Settings
+from mailhooks.spool import AttemptResult, Delivery, Spool
+
+WEB_CONCURRENCY: Final = 8
+PUSHOVER_CONCURRENCY: Final = 2
+JITTER: Final = 0.2
+BREAKER_THRESHOLD: Final = 5
+BREAKER_BASE_COOLDOWN: Final = 10.0
+BREAKER_MAX_COOLDOWN: Final = 300.0
+IDLE_RECHECK: Final = 60.0
+
+_log = log.get("mailhooks.dispatch")
+
+
+def backoff(attempts: int, schedule: Sequence[float], retry_after: float | None) -> float | None:
+    """Seconds until the next attempt after `attempts` failed ones; None when exhausted."""
+    if attempts > len(schedule):
+        return None
+    base = schedule[attempts - 1]
+    delay = base * random.uniform(1 - JITTER, 1 + JITTER)
+    return max(delay, retry_after or 0.0)
+
+
+def message_for(deliveries: Sequence[Delivery], batched: bool) -> Message:
+    """One request's message; its id is stable across retries of the same deliveries."""
+    if not batched:
+        only = deliveries[0]
+        return Message(only.event_id, [_as_dict(only.payload)], only.payload)
+    digest = hashlib.sha256(",".join(str(d.id) for d in deliveries).encode()).hexdigest()[:24]
+    body = b"[" + b",".join(d.payload for d in deliveries) + b"]"
+    return Message(f"batch_{digest}", [_as_dict(d.payload) for d in deliveries], body)
+
+
+def _as_dict(payload: bytes) -> dict[str, object]:
+    import json
+
+    value: dict[str, object] = json.loads(payload)
+    return value
+
+
+@dataclass
+class Breaker:
+    """Opens after consecutive failures; lets one probe through after a growing cooldown."""
+
+    failures: int = 0
+    open_until: float = 0.0
+    cooldown: float = BREAKER_BASE_COOLDOWN
+
+    @property
+    def is_open(self) -> bool:
+        return self.failures >= BREAKER_THRESHOLD
+
+    def success(self) -> bool:
+        """Record a success; True when this closes an open breaker."""
+        was_open = self.is_open
+        self.failures, self.cooldown = 0, BREAKER_BASE_COOLDOWN
+        return was_open
+
+    def failure(self, now: float) -> bool:
+        """Record a failure; True when the breaker (re)opens."""
+        self.failures += 1
+        if self.failures < BREAKER_THRESHOLD:
+            return False
+        if self.failures > BREAKER_THRESHOLD:
+            self.cooldown = min(self.cooldown * 2, BREAKER_MAX_COOLDOWN)
+        self.open_until = now + self.cooldown
+        return True
+
+
+class Lane:
+    def __init__(self, webhook_id: str, dispatcher: Dispatcher) -> None:
+        self.webhook_id = webhook_id
+        self.dispatcher = dispatcher
+        self.wakeup = asyncio.Event()
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.breaker = Breaker()
+        self.task: asyncio.Task[None] | None = None
+        self.wakeup.set()
+
+    def concurrency(self, live: LiveWebhook) -> int:
+        if live.loaded.webhook.channel.type == "pushover":
+            return PUSHOVER_CONCURRENCY
+        batch = getattr(live.loaded.webhook.channel, "batch", None)
+        return 1 if batch is not None else WEB_CONCURRENCY
+
+    async def run(self) -> None:
+        """Start due deliveries while there is room; sleep until woken (new events, a
+        finished attempt) or until the next delivery falls due."""
+        dispatcher = self.dispatcher
+        while not dispatcher.stopping.is_set():
+            live = dispatcher.webhook(self.webhook_id)
+            if live is None:
+                return
+            now = time.time()
+            channel = live.loaded.webhook.channel
+            hold = max(
+                self.breaker.open_until if self.breaker.is_open else 0.0,
+                dispatcher.holds.get(channel.type, 0.0),
+            )
+            if hold > now:
+                await self._sleep(hold - now)
+                continue
+            capacity = 1 if self.breaker.is_open else self.concurrency(live)
+            room = capacity - len(set(map(id, self.in_flight.values())))
+            if room <= 0:
+                await self._sleep(IDLE_RECHECK)
+                continue
+            batch = getattr(channel, "batch", None)
+            limit = batch.max_events if batch is not None else room * 4
+            due = await dispatcher.spool.due(self.webhook_id, now, limit, self.in_flight)
+            if not due:
+                next_due = await dispatcher.spool.next_due(self.webhook_id, after=now)
+                await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
+                continue
+            if batch is not None:
+                waited = now - min(delivery.created_at for delivery in due)
+                if len(due) < batch.max_events and waited < batch.max_wait:
+                    await self._sleep(batch.max_wait - waited)
+                    continue
+                self._start(live, due, batched=True)
+            else:
+                for delivery in due[:room]:
+                    self._start(live, [delivery], batched=False)
+
+    async def _sleep(self, seconds: float) -> None:
+        seconds = min(max(seconds, 0.001), IDLE_RECHECK)
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self.wakeup.clear()
+
+    def _start(self, live: LiveWebhook, deliveries: list[Delivery], *, batched: bool) -> None:
+        task = asyncio.create_task(self._attempt(live, deliveries, batched))
+        for delivery in deliveries:
+            self.in_flight[delivery.id] = task
+
+    async def _attempt(self, live: LiveWebhook, deliveries: list[Delivery], batched: bool) -> None:
+        dispatcher = self.dispatcher
+        try:
+            message = message_for(deliveries, batched)
+            started = time.perf_counter()
+            try:
+                outcome = await live.sender.send(message)
+            except Exception as error:  # a channel bug must not lose the delivery
+                outcome = Outcome(ok=False, retry=True, error=f"internal error: {type(error).__name__}")
+                _log.exception("channel_error", webhook=self.webhook_id)
+            duration = outcome.duration_ms or (time.perf_counter() - started) * 1000
+            await dispatcher.settle(self, live, deliveries, outcome, duration)
+        finally:
+            for delivery in deliveries:
+                self.in_flight.pop(delivery.id, None)
+            self.wakeup.set()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        spool: Spool,
+        settings: Settings,
+        metrics: Metrics,
+        webhook: Callable[[str], LiveWebhook | None],
+    ) -> None:
+        self.spool = spool
+        self.settings = settings
+        self.metrics = metrics
+        self.webhook = webhook
+        self.lanes: dict[str, Lane] = {}
+        self.holds: dict[str, float] = {}
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Lanes for every webhook that has work left from before a restart."""
+        self.wake(await self.spool.pending_webhooks())
+
+    def wake(self, webhook_ids: Iterable[str]) -> None:
+        if self.stopping.is_set():
+            return
+        for webhook_id in webhook_ids:
+            lane = self.lanes.get(webhook_id)
+            if lane is None or lane.task is None or lane.task.done():
+                if self.webhook(webhook_id) is None:
+                    continue
+                lane = self.lanes[webhook_id] = lane or Lane(webhook_id, self)
+                lane.task = asyncio.create_task(lane.run(), name=f"lane:{webhook_id}")
+            lane.wakeup.set()
+
+    def wake_all(self) -> None:
+        for lane in self.lanes.values():
+            lane.wakeup.set()
+
+    async def remove(self, webhook_id: str) -> None:
+        """A deleted webhook: stop its lane; in-flight attempts finish and are recorded."""
+        lane = self.lanes.pop(webhook_id, None)
+        if lane is not None and lane.task is not None:
+            lane.wakeup.set()
+            lane.task.cancel()
+            await asyncio.gather(lane.task, return_exceptions=True)
+        self.metrics.circuit_open.remove(webhook_id) if lane and lane.breaker.is_open else None
+
+    def in_flight(self) -> int:
+        return sum(len({id(t) for t in lane.in_flight.values()}) for lane in self.lanes.values())
+
+    async def stop(self, grace: float) -> int:
+        """Stop starting attempts; give those in flight `grace` seconds, then cancel them
+        (they stay pending in the spool). Returns how many were cancelled."""
+        self.stopping.set()
+        for lane in self.lanes.values():
+            lane.wakeup.set()
+        lanes = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        await asyncio.gather(*lanes, return_exceptions=True)
+        attempts = {task for lane in self.lanes.values() for task in lane.in_flight.values()}
+        if not attempts:
+            return 0
+        _done, pending = await asyncio.wait(attempts, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+    async def settle(
+        self, lane: Lane, live: LiveWebhook, deliveries: list[Delivery], outcome: Outcome,
+        duration_ms: float,
+    ) -> None:
+        """Record one attempt's outcome for each of its deliveries, and log it."""
+        now = time.time()
+        schedule = live.retry_schedule
+        if schedule is None:
+            schedule = self.settings.retry_schedule
+        if outcome.hold_until is not None:
+            channel_type = live.loaded.webhook.channel.type
+            self.holds[channel_type] = max(self.holds.get(channel_type, 0.0), outcome.hold_until)
+            _log.warning("channel_held", webhook=live.id, channel=channel_type,
+                         until=outcome.hold_until, reason=outcome.error)
+        results = []
+        for delivery in deliveries:
+            attempt = delivery.attempts + 1
+            if outcome.ok:
+                state, next_at = "delivered", now
+                self.metrics.end_to_end.observe(max(0.0, now - delivery.created_at))
+            elif outcome.hold_until is not None:
+                # Not the endpoint's fault: wait for the quota without spending an attempt.
+                state, next_at, attempt = "pending", outcome.hold_until, delivery.attempts
+            else:
+                delay = backoff(attempt, schedule, outcome.retry_after) if outcome.retry else None
+                state, next_at = ("failed", now) if delay is None else ("pending", now + delay)
+            results.append(AttemptResult(delivery.id, state, attempt, next_at,
+                                         outcome.status, outcome.error))
+            label = {"delivered": "success", "failed": "failed"}.get(state, "retry")
+            self.metrics.deliveries.labels(live.id, label).inc()
+            _log.info(
+                "delivery_attempt", webhook=live.id, delivery=delivery.id,
+                event_id=delivery.event_id, message_id=delivery.message_id, attempt=attempt,
+                status=outcome.status, duration_ms=round(duration_ms, 1), outcome=label,
+                error=outcome.error, next_attempt_in=(
+                    round(next_at - now, 1) if state == "pending" else None
+                ),
+            )
+        self.metrics.delivery_latency.labels(live.id).observe(duration_ms / 1000)
+        self._breaker(lane, live.id, outcome, now)
+        try:
+            await self.spool.record(results)
+        except Exception:
+            # Unrecorded means still pending: the delivery is retried, never lost.
+            _log.exception("record_failed", webhook=live.id, deliveries=len(results))
+
+    def _breaker(self, lane: Lane, webhook_id: str, outcome: Outcome, now: float) -> None:
+        if outcome.ok:
+            if lane.breaker.success():
+                self.metrics.circuit_open.labels(webhook_id).set(0)
+                _log.info("circuit_closed", webhook=webhook_id)
+            return
+        if outcome.retry and outcome.hold_until is None and lane.breaker.failure(now):
+            self.metrics.circuit_open.labels(webhook_id).set(1)
+            _log.warning(
+                "circuit_opened", webhook=webhook_id, failures=lane.breaker.failures,
+                probe_in=round(lane.breaker.cooldown, 1), error=outcome.error,
+            )

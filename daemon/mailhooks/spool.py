@@ -1,0 +1,468 @@
+"""[keep] The durable queue: SQLite in WAL mode, one row per event and per delivery.
+
+`202 Accepted` means "committed to disk": `add` returns only after the transaction that
+holds the events is committed with `synchronous=FULL`. Writes from concurrent requests
+and from the dispatcher queue up and share one transaction (group commit), so throughput
+grows with concurrency while every caller still waits for its own durability. One thread
+owns the connection; the event loop never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+SCHEMA_VERSION: Final = 1
+_MAX_GROUP: Final = 512
+T = TypeVar("T")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    event INTEGER NOT NULL REFERENCES events(id),
+    webhook_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'dropped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_status INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due
+    ON deliveries (webhook_id, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, updated_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event);
+"""
+
+
+class SpoolError(Exception):
+    """The spool cannot be used: the message says why and what to do."""
+
+
+class SpoolFull(SpoolError):
+    """Intake must wait: answer 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    event_id: str
+    name: str
+    message_id: str
+    payload: bytes
+    webhook_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A pending delivery as the dispatcher needs it."""
+
+    id: int
+    webhook_id: str
+    event_id: str
+    message_id: str
+    event_name: str
+    payload: bytes
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt changed: the new state and, for a retry, when to try again."""
+
+    delivery_id: int
+    state: str
+    attempts: int
+    next_attempt_at: float
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: int
+    webhook_id: str
+    event_id: str
+    message_id: str
+    event: str
+    state: str
+    attempts: int
+    created_at: float
+    updated_at: float
+    next_attempt_at: float | None
+    last_status: int | None
+    last_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    pending: int
+    failed: int
+    oldest_pending_at: float | None
+    size_bytes: int
+    pending_by_webhook: dict[str, int]
+
+
+_Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+
+
+class Spool:
+    def __init__(self, path: Path, max_bytes: int, retention: float) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.retention = retention
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._connection: sqlite3.Connection | None = None
+        self._queue: asyncio.Queue[_Op] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, max_bytes: int, retention: float) -> Spool:
+        spool = cls(path, max_bytes, retention)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(spool._executor, spool._connect)
+        except BaseException:
+            spool._executor.shutdown(wait=False)
+            raise
+        spool._writer = asyncio.create_task(spool._write_loop(), name="spool-writer")
+        return spool
+
+    def _connect(self) -> None:
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                connection.close()
+                raise SpoolError(
+                    f"spool {self.path} was written by a newer mailhooks (schema {version}, "
+                    f"this one knows {SCHEMA_VERSION}); run that version, or move the file "
+                    "away to start an empty spool"
+                )
+            if existed:
+                check = connection.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    connection.close()
+                    raise SpoolError(f"spool {self.path} is damaged ({check}); {_RECOVER}")
+            else:
+                connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            raise SpoolError(f"spool {self.path} cannot be opened ({error}); {_RECOVER}") from None
+        self._connection = connection
+
+    async def close(self) -> None:
+        """Commit what is queued, then close the database."""
+        if self._writer is not None:
+            await self._queue.join()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        loop = asyncio.get_running_loop()
+        if self._connection is not None:
+            await loop.run_in_executor(self._executor, self._connection.close)
+            self._connection = None
+        self._executor.shutdown(wait=True)
+
+    # -- the group-commit writer ----------------------------------------------------
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((operation, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _MAX_GROUP and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await loop.run_in_executor(self._executor, self._commit, batch)
+            except Exception as error:  # the commit failed: nobody in the batch is durable
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                self._queue.task_done()
+
+    def _commit(self, batch: list[_Op]) -> list[Any]:
+        connection = self._db()
+        results: list[Any] = []
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for operation, _ in batch:
+                connection.execute("SAVEPOINT op")
+                try:
+                    results.append(operation(connection))
+                except Exception as error:  # only this caller's work is undone
+                    connection.execute("ROLLBACK TO op")
+                    results.append(error)
+                connection.execute("RELEASE op")
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise _disk_error(error) from None
+        return results
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: query(self._db()))
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise SpoolError("spool is closed")
+        return self._connection
+
+    # -- intake -----------------------------------------------------------------------
+
+    async def add(self, events: Sequence[NewEvent]) -> int:
+        """Spool events and their deliveries; returns how many were new (an `event_id`
+        seen before is acknowledged, not spooled twice). Returns once committed."""
+        received_at = time.time()
+        return await self._write(lambda connection: self._insert(connection, events, received_at))
+
+    def _insert(self, connection: sqlite3.Connection, events: Sequence[NewEvent], now: float) -> int:
+        size = self.size_bytes()
+        if size >= self.max_bytes:
+            raise SpoolFull(f"spool is full ({size} of {self.max_bytes} bytes)")
+        added = 0
+        deliveries: list[tuple[int, str, float, float, float]] = []
+        for event in events:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO events (event_id, name, message_id, payload, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event.event_id, event.name, event.message_id, event.payload, now),
+            )
+            if cursor.rowcount != 1:
+                continue
+            added += 1
+            row = cursor.lastrowid
+            assert row is not None
+            deliveries.extend((row, webhook, now, now, now) for webhook in event.webhook_ids)
+        connection.executemany(
+            "INSERT INTO deliveries (event, webhook_id, state, next_attempt_at, created_at,"
+            " updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+            deliveries,
+        )
+        return added
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(f"{self.path}{suffix}").stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    async def due(self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = ()) -> list[Delivery]:
+        skipped = set(skip)
+
+        def query(connection: sqlite3.Connection) -> list[Delivery]:
+            rows = connection.execute(
+                "SELECT d.id, d.webhook_id, e.event_id, e.message_id, e.name, e.payload,"
+                " d.attempts, d.created_at FROM deliveries d JOIN events e ON e.id = d.event"
+                " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
+                " ORDER BY d.next_attempt_at, d.id LIMIT ?",
+                (webhook_id, now, limit + len(skipped)),
+            ).fetchall()
+            return [Delivery(*row) for row in rows if row[0] not in skipped][:limit]
+
+        return await self._read(query)
+
+    async def next_due(self, webhook_id: str, after: float) -> float | None:
+        """When the webhook's next delivery falls due, counting only those due after
+        `after` (the ones due now are being attempted)."""
+        def query(connection: sqlite3.Connection) -> float | None:
+            row = connection.execute(
+                "SELECT MIN(next_attempt_at) FROM deliveries"
+                " WHERE webhook_id = ? AND state = 'pending' AND next_attempt_at > ?",
+                (webhook_id, after),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._read(query)
+
+    async def pending_webhooks(self) -> dict[str, float]:
+        """Each webhook with pending deliveries, and its earliest due time."""
+        def query(connection: sqlite3.Connection) -> dict[str, float]:
+            rows = connection.execute(
+                "SELECT webhook_id, MIN(next_attempt_at) FROM deliveries"
+                " WHERE state = 'pending' GROUP BY webhook_id"
+            ).fetchall()
+            return {webhook: float(due) for webhook, due in rows}
+
+        return await self._read(query)
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        """Store attempt outcomes (one group-committed write for a whole batch)."""
+        now = time.time()
+
+        def update(connection: sqlite3.Connection) -> None:
+            connection.executemany(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?,"
+                " last_status = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+                [(r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
+                 for r in results],
+            )
+
+        await self._write(update)
+
+    async def drop_webhook(self, webhook_id: str) -> int:
+        """Drop the pending deliveries of a deleted webhook; returns how many."""
+        now = time.time()
+
+        def update(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "UPDATE deliveries SET state = 'dropped', updated_at = ?,"
+                " last_error = 'webhook deleted' WHERE webhook_id = ? AND state = 'pending'",
+                (now, webhook_id),
+            ).rowcount
+
+        return await self._write(update)
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def deliveries(
+        self, state: str | None = None, webhook_id: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        clauses, parameters = [], []
+        if state:
+            clauses.append("d.state = ?")
+            parameters.append(state)
+        if webhook_id:
+            clauses.append("d.webhook_id = ?")
+            parameters.append(webhook_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+        def query(connection: sqlite3.Connection) -> list[DeliveryRecord]:
+            rows = connection.execute(
+                "SELECT d.id, d.webhook_id, e.event_id, e.message_id, e.name, d.state,"
+                " d.attempts, d.created_at, d.updated_at,"
+                " CASE WHEN d.state = 'pending' THEN d.next_attempt_at END,"
+                f" d.last_status, d.last_error FROM deliveries d JOIN events e ON e.id = d.event"
+                f" {where} ORDER BY d.id DESC LIMIT ?",  # noqa: S608 - clauses are constants
+                (*parameters, limit),
+            ).fetchall()
+            return [DeliveryRecord(*row) for row in rows]
+
+        return await self._read(query)
+
+    async def replay(
+        self, delivery_ids: Sequence[int] = (), webhook_id: str | None = None
+    ) -> list[str]:
+        """Re-queue failed deliveries; returns the webhook id of each one re-queued."""
+        now = time.time()
+
+        def update(connection: sqlite3.Connection) -> list[str]:
+            if webhook_id is not None:
+                selected = connection.execute(
+                    "SELECT id, webhook_id FROM deliveries WHERE state = 'failed'"
+                    " AND webhook_id = ?", (webhook_id,),
+                ).fetchall()
+            else:
+                selected = [
+                    row for delivery_id in delivery_ids
+                    for row in connection.execute(
+                        "SELECT id, webhook_id FROM deliveries WHERE state = 'failed' AND id = ?",
+                        (delivery_id,),
+                    ).fetchall()
+                ]
+            connection.executemany(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                [(now, now, row[0]) for row in selected],
+            )
+            return [row[1] for row in selected]
+
+        return await self._write(update)
+
+    async def stats(self) -> SpoolStats:
+        def query(connection: sqlite3.Connection) -> SpoolStats:
+            by_webhook = dict(connection.execute(
+                "SELECT webhook_id, COUNT(*) FROM deliveries WHERE state = 'pending'"
+                " GROUP BY webhook_id"
+            ).fetchall())
+            oldest = connection.execute(
+                "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'"
+            ).fetchone()[0]
+            failed = connection.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'failed'"
+            ).fetchone()[0]
+            return SpoolStats(
+                sum(by_webhook.values()), failed, oldest, self.size_bytes(), by_webhook
+            )
+
+        return await self._read(query)
+
+    async def prune(self, now: float | None = None) -> int:
+        """Forget delivered and dropped rows older than the retention, and their events;
+        hand the freed pages back to the file system."""
+        cutoff = (now or time.time()) - self.retention
+
+        def update(connection: sqlite3.Connection) -> int:
+            removed = connection.execute(
+                "DELETE FROM deliveries WHERE state IN ('delivered', 'dropped')"
+                " AND updated_at < ?", (cutoff,),
+            ).rowcount
+            connection.execute(
+                "DELETE FROM events WHERE received_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM deliveries d WHERE d.event = events.id)", (cutoff,),
+            )
+            return removed
+
+        removed = await self._write(update)
+        if removed:
+            await self._read(_compact)
+        return removed
+
+
+def _compact(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA incremental_vacuum")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+_RECOVER: Final = (
+    "mailhooks never replaces a spool by itself: stop the daemon, move the file (and its "
+    "-wal and -shm files) aside for inspection, and start again with an empty spool"
+)
+
+
+def _disk_error(error: sqlite3.Error) -> SpoolError:
+    text = str(error)
+    if "full" in text or "disk" in text.lower():
+        return SpoolFull(f"spool cannot grow: {text}")
+    return SpoolError(f"spool write failed: {text}")

@@ -1,0 +1,214 @@
+"""Real parts for tests: an aiohttp receiver on 127.0.0.1 and the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0, what: str = ""
+) -> None:
+    """Poll `condition` until true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Handler = Callable[["Receiver", web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _ok(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
+    return web.Response(status=200, text="ok")
+
+
+@dataclass
+class Receiver:
+    """An endpoint on 127.0.0.1 that records every request; `handler` decides the answer."""
+
+    handler: Handler = _ok
+    requests: list[Received] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(Received(dict(request.headers), await request.read(), time.time()))
+        return await self.handler(self, request)
+
+    async def start(self) -> Receiver:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event received, batches flattened."""
+        found: list[dict[str, Any]] = []
+        for request in self.requests:
+            data = request.json()
+            found.extend(data if isinstance(data, list) else [data])
+        return found
+
+
+def event(number: int = 0, **fields: Any) -> dict[str, Any]:
+    return {
+        "event": "delivered", "email": f"r{number}@example.com",
+        "message_id": f"m{number}", "event_id": f"e{number}", **fields,
+    }
+
+
+class DaemonProcess:
+    """`mailhooks serve` in a subprocess with its own config, socket and state directory."""
+
+    def __init__(self, root: Path, config: dict[str, Any] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.webhooks = root / "webhooks"
+        self.webhooks.mkdir(exist_ok=True)
+        self.socket = root / "s.sock"
+        self.log_path = root / "daemon.log"
+        self.config_path = root / "mailhooks.yaml"
+        self.config = {
+            "webhooks_dir": str(self.webhooks), "socket": str(self.socket),
+            "state_dir": str(root / "state"), "allow_http": True, "egress": {"deny": []},
+            "log": {"format": "json", "level": "debug"}, "shutdown_grace": 2,
+            **(config or {}),
+        }
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process: asyncio.subprocess.Process | None = None
+
+    def write_config(self) -> None:
+        self.config_path.write_text(json.dumps(self.config))
+
+    def add_webhook(self, name: str, url: str, **fields: Any) -> Path:
+        channel = {"type": "web", "url": url, "retry_schedule": [0.05, 0.05, 0.05]}
+        channel.update(fields.pop("channel", {}))
+        document = {"name": name, "events": "all", "channel": channel, **fields}
+        path = self.webhooks / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(document))
+        temporary.rename(path)  # atomic: the watcher never sees half a file
+        return path
+
+    async def start(self, *, wait: bool = True, config_ok: bool = True) -> DaemonProcess:
+        self.write_config()
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailhooks", "serve", "--config", str(self.config_path),
+            stdout=log, stderr=log, env=self.env, cwd=self.root,
+        )
+        log.close()
+        if wait:
+            await wait_until(self.healthy, 20, "the daemon to answer")
+            if config_ok:
+                _, report = await self.request("GET", "/webhooks")
+                assert report["config_ok"], report["errors"]
+        return self
+
+    async def healthy(self) -> bool:
+        if self.process is not None and self.process.returncode is not None:
+            raise AssertionError(f"daemon exited {self.process.returncode}:\n{self.logs_text()}")
+        try:
+            status, _ = await self.request("GET", "/healthz", timeout=1)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return status == 200
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      data: bytes | None = None, content_type: str = "application/json",
+                      timeout: float = 10) -> tuple[int, Any]:
+        connector = aiohttp.UnixConnector(path=str(self.socket))
+        payload = data if data is not None else (
+            None if body is None else json.dumps(body).encode()
+        )
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as session, session.request(
+            method, f"http://mailhooks{path}", data=payload,
+            headers={"Content-Type": content_type},
+        ) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except json.JSONDecodeError:
+                return response.status, text
+
+    async def post(self, events: Any, **kwargs: Any) -> tuple[int, Any]:
+        return await self.request("POST", "/events", events, **kwargs)
+
+    async def reload_seen(self, count: int) -> None:
+        await wait_until(lambda: self.logs_text().count('"reload') >= count, 10, "a reload")
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.logs_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                lines.append({"event": "unparsed", "line": line})
+        return lines
+
+    def logs_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    async def send_signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    async def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process is None:
+            return 0
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        self.process = None
+        return code
+
+    async def kill(self) -> None:
+        await self.stop(signal.SIGKILL)
