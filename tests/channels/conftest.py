@@ -1,0 +1,196 @@
+"""Fixtures for the channels: real aiohttp receivers on 127.0.0.1, pooled sessions, senders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aioresponses import aioresponses
+from multidict import CIMultiDictProxy
+
+from mailhooks.channels.base import ChannelContext, Message
+from mailhooks.channels.egress import make_connector
+from mailhooks.channels.pushover import PushoverSender
+from mailhooks.channels.web import WebSender
+from mailhooks.settings import Settings
+from mailhooks.webhooks.models import PushoverChannel, WebChannel
+from mailhooks.webhooks.secrets import Resolved
+
+# The secrets every test uses, by reference. Distinct, greppable values.
+SECRETS = {
+    "${env:API_KEY}": "api-key-5f1c0b9e",
+    "${env:SIGNING}": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "${env:PLAIN_SIGNING}": "plain-signing-secret-77aa",
+    "${env:PUSHOVER_TOKEN}": "azGDORePK8gMaC0QOYAMyEEuzJnyUi",
+    "${env:PUSHOVER_USER}": "uQiRzpo4DXghDmr9QzzfQu27cmVRsG",
+}
+
+SAMPLE_EVENT: dict[str, Any] = {
+    "event": "delivered",
+    "timestamp": "2024-01-15T10:30:00Z",
+    "email": "recipient@example.com",
+    "message_id": "abc123xyz",
+    "event_id": "4b1e7c1e-0b1a-4d52-9a57-3c4f1d2e5a6b",
+    "campaign_id": 123,
+    "broadcast_name": "January Newsletter",
+    "sending_domain": "mail.example.com",
+    "sending_node": "smtp1",
+}
+
+Respond = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+async def _ok(_request: web.Request) -> web.StreamResponse:
+    return web.json_response({"ok": True})
+
+
+class Receiver:
+    """A real HTTP endpoint on 127.0.0.1 that records what it gets; `respond` answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.respond: Respond = _ok
+        self.port = 0
+        # Set at teardown so that handlers waiting on it return.
+        self.release = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(
+            Recorded(request.method, request.path, request.query_string, request.headers, body)
+        )
+        return await self.respond(request)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiving = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receiving.handle)
+    runner = web.AppRunner(app, shutdown_timeout=1, access_log=None)  # receiver side: not ours
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiving.port = runner.addresses[0][1]
+    yield receiving
+    receiving.release.set()
+    await runner.cleanup()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Loopback receivers need http and an empty egress.deny."""
+    return Settings(allow_http=True, egress={"deny": []})
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[ChannelContext]:
+    session = aiohttp.ClientSession(connector=make_connector(settings, limit=10))
+    pushover_session = aiohttp.ClientSession(connector=make_connector(settings, limit=2))
+    yield ChannelContext(settings=settings, session=session, pushover_session=pushover_session)
+    await session.close()
+    await pushover_session.close()
+
+
+@pytest.fixture
+def secrets() -> Resolved:
+    return Resolved(SECRETS)
+
+
+def message(*events: dict[str, Any], message_id: str = "msg_2Qx7kXhX4c") -> Message:
+    chosen = list(events) or [SAMPLE_EVENT]
+    payload: Any = chosen[0] if len(chosen) == 1 else chosen
+    return Message(message_id, chosen, json.dumps(payload, separators=(",", ":")).encode())
+
+
+@pytest.fixture
+def make_message() -> Callable[..., Message]:
+    return message
+
+
+@pytest.fixture
+def make_web(
+    context: ChannelContext, secrets: Resolved
+) -> Callable[..., WebSender]:
+    def build(url: str, **channel: Any) -> WebSender:
+        model = WebChannel.model_validate({"type": "web", "url": url, **channel})
+        return WebSender("crm/opens", model, secrets, context)
+
+    return build
+
+
+@pytest.fixture
+def make_pushover(
+    context: ChannelContext, secrets: Resolved
+) -> Callable[..., PushoverSender]:
+    def build(**channel: Any) -> PushoverSender:
+        model = PushoverChannel.model_validate(
+            {
+                "type": "pushover",
+                "user_key": "${env:PUSHOVER_USER}",
+                "api_token": "${env:PUSHOVER_TOKEN}",
+                **channel,
+            }
+        )
+        return PushoverSender("alerts/bounces", model, secrets, context)
+
+    return build
+
+
+@pytest.fixture
+def free_port() -> Iterator[int]:
+    """A port that was bound and closed: nothing listens there (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    yield port
+
+
+class _SentWriter:
+    """Stands in for the request writer of a request already sent."""
+
+    output_size = 0
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 predates aiohttp 3.14's required `stream_writer` argument."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _SentWriter())
+        super().__init__(method, url, **kwargs)
+
+
+class MockedAPI(aioresponses):
+    """aioresponses whose mocked answers work with the installed aiohttp."""
+
+    def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("response_class", _CompatResponse)
+        super().add(url, method, *args, **kwargs)
+
+
+@pytest.fixture
+def api() -> Iterator[MockedAPI]:
+    """Mocked HTTP answers (Pushover's public API) for every ClientSession."""
+    mocked = MockedAPI()
+    with mocked:
+        yield mocked
