@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-from mailhooks import __version__
 from importlib import import_module
 
+from mailhooks import __version__
 from mailhooks.cli.common import CommandError
 
 # One module per command, in the order `mailhooks --help` lists them.

@@ -159,10 +159,9 @@ def _document_path(data: Any, loc: tuple[int | str, ...]) -> tuple[PathPart, ...
     path: list[PathPart] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_mapping or in_list:
             node = node[part]
             path.append(part)
     return tuple(path)

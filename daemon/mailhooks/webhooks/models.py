@@ -56,6 +56,7 @@ Sound = Literal[
     "up_down", "none", "cashregister", "pianobar", "spacealarm", "tugboat", "alien", "updown",
 ]
 
+URL_PATTERN: Final = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"
 HEADER_NAME_PATTERN: Final = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
 DOMAIN_PATTERN: Final = r"^(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$"  # noqa: E501
 
@@ -130,7 +131,7 @@ class WebChannel(_Strict):
 
     type: Literal["web"] = Field(description="An HTTP(S) endpoint.")
     url: str = Field(
-        min_length=1, max_length=MAX_URL_LENGTH, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+",
+        min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN,
         description="The endpoint; https, or http when the daemon's config sets allow_http.",
     )
     headers: dict[

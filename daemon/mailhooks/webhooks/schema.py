@@ -23,7 +23,7 @@ from pydantic_core import core_schema
 
 from mailhooks.events import Event
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import Webhook
+from mailhooks.webhooks.models import DOMAIN_PATTERN, URL_PATTERN, Webhook
 from mailhooks.webhooks.secrets import HOW_TO_REFERENCE, SECRET_REF_PATTERN
 from mailhooks.webhooks.yaml import PathPart
 
@@ -114,6 +114,11 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
         if branch is not None:
             for sub in branch:
                 yield from _explain(sub)
+            return
+        if isinstance(error.instance, dict) and "type" in error.instance:
+            # An unknown channel type: point at the type, not at the whole mapping.
+            yield SchemaProblem((*path, "type"), f"{dotted((*path, 'type'))}: "
+                                + _alternatives(error))
             return
         yield SchemaProblem(path, prefix + _alternatives(error))
         return
@@ -215,6 +220,15 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Patterns whose regex means nothing to the person who wrote the file.
+_PATTERN_MESSAGES: Final = {
+    DOMAIN_PATTERN: "is not a domain name; a wildcard is allowed only as the whole first "
+    "label (*.example.org)",
+    URL_PATTERN: "is not an http(s) URL with a host name",
+    r"\S": "must not be blank",
+}
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     kind, value, instance = error.validator, error.validator_value, error.instance
     if kind == "required":
@@ -235,6 +249,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind in ("minItems", "minProperties"):
         return "must not be empty" if value == 1 else f"needs at least {value} entries"
     if kind == "pattern":
+        if value in _PATTERN_MESSAGES:
+            return f"{_short(instance)} {_PATTERN_MESSAGES[value]}"
         return f"{_short(instance)} is not valid here (must match {value})"
     return " ".join(error.message.split())
 

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_NODES: Final = 20000
 MAX_DEPTH: Final = 64
@@ -129,7 +130,7 @@ def parse(text: str) -> Document:
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark is not None else START
-        raise YamlError(_describe(error), position) from None
+        raise YamlError(_describe(error, text), position) from None
     except YAMLError as error:
         raise YamlError(f"invalid YAML: {error}".splitlines()[0]) from None
     except RecursionError:
@@ -141,19 +142,50 @@ def parse(text: str) -> Document:
 _DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
 
 
-def _describe(error: MarkedYAMLError) -> str:
+def _describe(error: MarkedYAMLError, text: str) -> str:
     """ruamel's wording, made one line and specific where a person needs more."""
     problem = " ".join(str(error.problem or "invalid YAML").split())
     if "'\\t'" in problem:
         return "tab character: YAML indents with spaces only"
     duplicate = _DUPLICATE.search(problem)
     if duplicate:
-        first = error.context_mark.line + 1 if error.context_mark is not None else "?"
+        first = _first_key_line(text, error.context_mark, duplicate[1])
         return f"duplicate key '{duplicate[1]}' (first given on line {first})"
     if "another document" in problem:
         return "more than one YAML document: a webhook file holds exactly one"
     context = " ".join(str(error.context).split()) if error.context else ""
     return f"{problem} ({context})" if context else problem
+
+
+def _first_key_line(text: str, mapping: Any, key: str) -> int | str:
+    """The line of `key`'s first use in the mapping that starts at `mapping` (a mark).
+
+    ruamel's error only marks the mapping and the duplicate, so the first one is found in
+    the node graph, which composes without the duplicate check and without expanding aliases.
+    """
+    if mapping is None:
+        return "?"
+    try:
+        root = _loader().compose(text)
+    except YAMLError:
+        return mapping.line + 1  # type: ignore[no-any-return]
+    stack: list[Node] = [root] if root is not None else []
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            here = node.start_mark
+            if (here.line, here.column) == (mapping.line, mapping.column):
+                for name, _ in node.value:
+                    if isinstance(name, ScalarNode) and name.value == key:
+                        return name.start_mark.line + 1  # type: ignore[no-any-return]
+            stack.extend(child for pair in node.value for child in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return mapping.line + 1  # type: ignore[no-any-return]
 
 
 class _Budget:

@@ -1,0 +1,92 @@
+"""Example-driven loader tests, as check-jsonschema does them: a new case is a new file.
+
+`examples/positive/` holds valid webhook files. Each file in `examples/negative/` starts
+with one or more `# expect: LINE:COL: part of the message` lines; loading the file alone
+must report exactly those positions, each with its message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mailhooks.settings import Settings
+from mailhooks.webhooks.load import load_webhooks
+from mailhooks.webhooks.yaml import decode, parse
+
+from .conftest import REPO
+
+EXAMPLES = Path(__file__).parent / "examples"
+POSITIVE = sorted((EXAMPLES / "positive").glob("*.y*ml"))
+NEGATIVE = sorted((EXAMPLES / "negative").glob("*.y*ml"))
+EXPECT = re.compile(r"^# expect: (\d+):(\d+): (.+)$")
+
+
+def expectations(path: Path) -> list[tuple[int, int, str]]:
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = EXPECT.match(line)
+        if match is None:
+            break
+        found.append((int(match[1]), int(match[2]), match[3]))
+    return found
+
+
+def load_alone(example: Path, tmp_path: Path) -> tuple[list[str], list[tuple[int, int, str]]]:
+    directory = tmp_path / "webhooks.d"
+    directory.mkdir()
+    shutil.copy(example, directory / example.name)
+    result = load_webhooks(directory, Settings())
+    problems = [(p.position.line, p.position.column, p.message) for p in result.problems]
+    assert all(p.file == str(directory / example.name) for p in result.problems)
+    return sorted(result.webhooks), problems
+
+
+def test_there_are_examples() -> None:
+    assert len(POSITIVE) >= 5
+    assert len(NEGATIVE) >= 20
+
+
+@pytest.mark.parametrize("example", POSITIVE, ids=lambda path: path.name)
+def test_positive_example_loads(example: Path, tmp_path: Path) -> None:
+    webhooks, problems = load_alone(example, tmp_path)
+    assert problems == []
+    assert webhooks == [example.stem]
+
+
+@pytest.mark.parametrize("example", POSITIVE, ids=lambda path: path.name)
+def test_positive_example_is_valid_for_the_committed_schema(example: Path) -> None:
+    schema = json.loads((REPO / "schema" / "webhook.schema.json").read_text(encoding="utf-8"))
+    data = parse(decode(example.read_bytes())).data
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+@pytest.mark.parametrize("example", NEGATIVE, ids=lambda path: path.name)
+def test_negative_example_reports_exactly_what_it_expects(example: Path, tmp_path: Path) -> None:
+    expected = expectations(example)
+    assert expected, f"{example.name} has no '# expect: LINE:COL: message' line"
+    webhooks, problems = load_alone(example, tmp_path)
+    assert webhooks == []
+    positions = sorted({(line, column) for line, column, _ in problems})
+    assert positions == sorted({(line, column) for line, column, _ in expected}), problems
+    for line, column, part in expected:
+        messages = [message for at_line, at_column, message in problems
+                    if (at_line, at_column) == (line, column)]
+        assert any(part in message for message in messages), (part, messages)
+
+
+def test_every_problem_is_one_line(tmp_path: Path) -> None:
+    directory = tmp_path / "all"
+    directory.mkdir()
+    for example in NEGATIVE:
+        shutil.copy(example, directory / example.name)
+    result = load_webhooks(directory, Settings())
+    assert len({p.file for p in result.problems}) == len(NEGATIVE)
+    for problem in result.problems:
+        assert "\n" not in str(problem)
+        assert "Traceback" not in problem.message
