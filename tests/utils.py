@@ -40,6 +40,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    path: str = "/hook"
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -66,7 +67,9 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Received(dict(request.headers), await request.read(), time.time()))
+        self.requests.append(
+            Received(dict(request.headers), await request.read(), time.time(), request.path)
+        )
         return await self.handler(self, request)
 
     async def start(self) -> Receiver:
@@ -125,11 +128,12 @@ class DaemonProcess:
     def write_config(self) -> None:
         self.config_path.write_text(json.dumps(self.config))
 
-    def add_webhook(self, name: str, url: str, **fields: Any) -> Path:
+    def add_webhook(self, webhook_id: str, url: str, **fields: Any) -> Path:
+        """Write `webhook_id`.yaml atomically; `fields` override the document's keys."""
         channel = {"type": "web", "url": url, "retry_schedule": [0.05, 0.05, 0.05]}
         channel.update(fields.pop("channel", {}))
-        document = {"name": name, "events": "all", "channel": channel, **fields}
-        path = self.webhooks / f"{name}.yaml"
+        document = {"name": webhook_id, "events": "all", "channel": channel, **fields}
+        path = self.webhooks / f"{webhook_id}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps(document))
@@ -212,3 +216,16 @@ class DaemonProcess:
 
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
+
+
+async def run_cli(*args: str, stdin: bytes | None = None,
+                  env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`mailhooks ARGS` as a subprocess, without blocking the loop the receivers run on."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailhooks", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -115,7 +115,7 @@ class Daemon:
         payload = event.payload()
         message = Message(f"test_{uuid.uuid4().hex}", [payload], encode_json(payload))
         outcome = await live.sender.send(message)
-        _log.info("webhook_test", webhook=webhook_id, event=name, status=outcome.status,
+        _log.info("webhook_test", webhook=webhook_id, event_name=name, status=outcome.status,
                   outcome=outcome.outcome, duration_ms=round(outcome.duration_ms, 1),
                   error=outcome.error)
         return {
@@ -339,7 +339,7 @@ def bind_unix_socket(path: Path) -> socket.socket:
         raise StartupError(f"cannot bind {path}: {error.strerror}") from None
     finally:
         os.umask(old_umask)
-    os.chmod(path, SOCKET_MODE)
+    path.chmod(SOCKET_MODE)
     sock.listen(1024)
     sock.setblocking(False)
     return sock

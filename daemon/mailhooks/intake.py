@@ -54,7 +54,7 @@ def parse_body(body: bytes, content_type: str, max_events: int) -> list[Any]:
     except UnicodeDecodeError as error:
         raise IntakeError(400, f"body is not UTF-8 (byte {error.start})") from None
     if content_type in NDJSON_TYPES:
-        items = []
+        items: list[Any] = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue

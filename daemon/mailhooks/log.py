@@ -41,12 +41,15 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
+            *shared,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -56,6 +59,15 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # Libraries log through the standard library (aiohttp's own errors): same lines.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[*shared, structlog.processors.format_exc_info],
+    ))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
 
 
 def get(name: str) -> Any:

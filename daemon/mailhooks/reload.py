@@ -30,6 +30,7 @@ from mailhooks.webhooks.secrets import SecretSources
 # change came for STEP ms, but never longer than DEBOUNCE ms, keeping reloads under 1 s.
 DEBOUNCE_MS: Final = 600
 STEP_MS: Final = 100
+REBUILD_RESCAN_DELAY: Final = 0.3
 
 _log = log.get("mailhooks.reload")
 
@@ -49,6 +50,7 @@ class Reloader:
         self.live = LiveSet()
         self._lock = asyncio.Lock()
         self.last_report: dict[str, Any] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def directory(self) -> Path:
@@ -117,10 +119,20 @@ class Reloader:
                 ):
                     await self.reload("watch")
                     if self._real_directory() != target:
-                        break  # a symlink swap: watch the new target
+                        # A symlink swap: watch the new target, and rescan once the new
+                        # watcher runs, for changes made while it was being rebuilt.
+                        rescan = asyncio.create_task(self._rescan_soon(stop))
+                        self._background.add(rescan)
+                        rescan.add_done_callback(self._background.discard)
+                        break
             except (OSError, RuntimeError) as error:
                 _log.warning("watch_failed", error=str(error), retry_in=1.0)
                 await _wait(stop, 1.0)
+
+    async def _rescan_soon(self, stop: asyncio.Event) -> None:
+        await _wait(stop, REBUILD_RESCAN_DELAY)
+        if not stop.is_set():
+            await self.reload("watch")
 
     def _real_directory(self) -> Path:
         try:

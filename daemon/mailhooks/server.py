@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -15,12 +16,13 @@ from mailhooks.spool import SpoolError, SpoolFull
 if TYPE_CHECKING:
     from mailhooks.app import Daemon
 
-DAEMON: Final = web.AppKey("daemon", "Daemon")
+DAEMON: Final[web.AppKey[Daemon]] = web.AppKey("daemon")
 BODY_READ_TIMEOUT: Final = 60.0
 RETRY_AFTER_FULL: Final = "30"
 RETRY_AFTER_STOPPING: Final = "5"
 
 _log = log.get("mailhooks.server")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -142,8 +144,24 @@ async def replay(request: web.Request) -> web.Response:
     return _json({"replayed": replayed})
 
 
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A bug answers one JSON 500 and one log line with the traceback, never a HTML page."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status >= 400 and error.content_type != "application/json":
+            return _json({"error": error.reason}, status=error.status)
+        raise
+    except Exception:
+        _log.exception("request_failed", method=request.method, path=request.path)
+        return _error(500, "internal error; see the daemon's log")
+
+
 def make_app(daemon: Daemon) -> web.Application:
-    app = web.Application(client_max_size=daemon.settings.limits.max_body_bytes)
+    app = web.Application(
+        client_max_size=daemon.settings.limits.max_body_bytes, middlewares=[errors_as_json]
+    )
     app[DAEMON] = daemon
     app.router.add_post("/events", post_events)
     app.router.add_get("/healthz", healthz)

@@ -374,7 +374,7 @@ class Spool:
                 " d.attempts, d.created_at, d.updated_at,"
                 " CASE WHEN d.state = 'pending' THEN d.next_attempt_at END,"
                 f" d.last_status, d.last_error FROM deliveries d JOIN events e ON e.id = d.event"
-                f" {where} ORDER BY d.id DESC LIMIT ?",  # noqa: S608 - clauses are constants
+                f" {where} ORDER BY d.id DESC LIMIT ?",
                 (*parameters, limit),
             ).fetchall()
             return [DeliveryRecord(*row) for row in rows]
