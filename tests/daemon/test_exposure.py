@@ -105,7 +105,7 @@ async def test_tcp_listens_only_where_configured(daemon: DaemonProcess) -> None:
     answer = await reader.read()
     writer.close()
     assert answer.startswith(b"HTTP/1.1 200")
-    started = [line for line in daemon.logs() if line.get("event") == "started"][0]
+    started = next(line for line in daemon.logs() if line.get("event") == "started")
     assert started["http"] == f"127.0.0.1:{port}"
 
 

@@ -75,8 +75,10 @@ async def test_a_deleted_file_drops_its_pending_deliveries(
         return len(answer["deliveries"]) == 1
 
     await wait_until(dropped, 5, "the pending delivery to be dropped")
-    assert any(line.get("event") == "webhook_removed" and line.get("dropped_deliveries") == 1
-               for line in daemon.logs())
+    await wait_until(lambda: any(
+        line.get("event") == "webhook_removed" and line.get("dropped_deliveries") == 1
+        for line in daemon.logs()
+    ), what="the log line saying so")
     _, metrics = await daemon.request("GET", "/metrics")
     assert 'mailhooks_deliveries_total{outcome="dropped",webhook="crm"} 1.0' in metrics
 

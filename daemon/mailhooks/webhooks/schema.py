@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -105,6 +105,20 @@ def problems(filename: str, instance: Any) -> list[SchemaProblem]:
     return unique
 
 
+# jsonschema's stubs type these attributes as "maybe unset"; an error from iter_errors
+# always has them.
+def _schema(error: jsonschema.ValidationError) -> dict[str, Any]:
+    return dict(error.schema) if isinstance(error.schema, Mapping) else {}
+
+
+def _value(error: jsonschema.ValidationError) -> Any:
+    return error.validator_value
+
+
+def _instance(error: jsonschema.ValidationError) -> Any:
+    return error.instance
+
+
 def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
     path = tuple(error.absolute_path)
     where = dotted(path)
@@ -115,31 +129,31 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
             for sub in branch:
                 yield from _explain(sub)
             return
-        if isinstance(error.instance, dict) and "type" in error.instance:
+        if isinstance(_instance(error), dict) and "type" in _instance(error):
             # An unknown channel type: point at the type, not at the whole mapping.
             yield SchemaProblem((*path, "type"), f"{dotted((*path, 'type'))}: "
                                 + _alternatives(error))
             return
         yield SchemaProblem(path, prefix + _alternatives(error))
         return
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        patterns = [re.compile(pattern) for pattern in error.schema.get("patternProperties", {})]
+    if error.validator == "additionalProperties" and isinstance(_instance(error), dict):
+        allowed = sorted(_schema(error).get("properties", {}))
+        patterns = [re.compile(pattern) for pattern in _schema(error).get("patternProperties", {})]
         extras = [
-            key for key in error.instance
-            if key not in error.schema.get("properties", {})
+            key for key in _instance(error)
+            if key not in _schema(error).get("properties", {})
             and not any(pattern.search(key) for pattern in patterns)
         ]
         for key in extras:
             place = f"{where}." if where else ""
-            if "patternProperties" in error.schema:
+            if "patternProperties" in _schema(error):
                 yield SchemaProblem((*path, key), f"{place}{key}: not a valid name here",
                                     at_key=True)
                 continue
             hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
             yield SchemaProblem((*path, key), f"{place}{key}: unknown key{hint}", at_key=True)
         return
-    if error.validator == "pattern" and error.validator_value == SECRET_REF_PATTERN:
+    if error.validator == "pattern" and _value(error) == SECRET_REF_PATTERN:
         yield SchemaProblem(path, f"{prefix}a literal secret is not allowed here; {HOW_TO_REFERENCE}")
         return
     if error.validator == "propertyNames":
@@ -157,17 +171,19 @@ def _chosen_branch(error: jsonschema.ValidationError) -> list[jsonschema.Validat
     branches: dict[int, list[jsonschema.ValidationError]] = {}
     for sub in error.context or []:
         branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
-    options = error.validator_value
-    instance = error.instance
+    options = _value(error)
+    instance = _instance(error)
     for index, option in enumerate(options):
         resolved = _resolve(error, option)
         if isinstance(instance, dict) and "type" in instance:
             const = resolved.get("properties", {}).get("type", {}).get("const")
             if const == instance["type"]:
                 return branches.get(index, [])
-        elif _json_type_fits(resolved, instance) and index in branches:
-            if not all(sub.validator == "type" for sub in branches[index]):
-                return branches[index]
+        elif (
+            _json_type_fits(resolved, instance) and index in branches
+            and not all(sub.validator == "type" for sub in branches[index])
+        ):
+            return branches[index]
     return None
 
 
@@ -199,7 +215,7 @@ def _json_type_fits(schema: dict[str, Any], instance: Any) -> bool:
 
 def _alternatives(error: jsonschema.ValidationError) -> str:
     described = []
-    for option in error.validator_value:
+    for option in _value(error):
         resolved = _resolve(error, option)
         if "const" in resolved:
             described.append(repr(resolved["const"]))
@@ -208,11 +224,11 @@ def _alternatives(error: jsonschema.ValidationError) -> str:
         elif resolved.get("type"):
             described.append(f"a{'n' if str(resolved['type'])[0] in 'aeiou' else ''} "
                              f"{resolved['type']}")
-    if isinstance(error.instance, dict) and "type" in error.instance:
+    if isinstance(_instance(error), dict) and "type" in _instance(error):
         kinds = [option for option in described if option.startswith("a channel")]
         if kinds:
-            return f"unknown type {error.instance['type']!r}; expected {' or '.join(kinds)}"
-    return f"{_short(error.instance)} is not valid; expected {' or '.join(described)}"
+            return f"unknown type {_instance(error)['type']!r}; expected {' or '.join(kinds)}"
+    return f"{_short(_instance(error))} is not valid; expected {' or '.join(described)}"
 
 
 def _short(value: Any) -> str:
@@ -230,7 +246,7 @@ _PATTERN_MESSAGES: Final = {
 
 
 def _message(error: jsonschema.ValidationError) -> str:
-    kind, value, instance = error.validator, error.validator_value, error.instance
+    kind, value, instance = error.validator, _value(error), _instance(error)
     if kind == "required":
         missing = [key for key in value if isinstance(instance, dict) and key not in instance]
         return f"missing required key {', '.join(repr(key) for key in missing)}"
