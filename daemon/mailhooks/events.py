@@ -37,7 +37,7 @@ CLICK_EVENTS: Final = frozenset({"newsletter_clicked", "transactional_clicked"})
 # The fields a webhook may filter on; each is an optional string field of Event.
 FILTER_FIELDS: Final = ("sending_domain", "sending_node", "bridge", "dedicated_ip")
 
-Scalar = str | int | float | bool | None
+Scalar = str | int | float | bool
 ShortText = Annotated[str, Field(max_length=1000)]
 
 

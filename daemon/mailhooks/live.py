@@ -17,7 +17,7 @@ from mailhooks.settings import Settings
 from mailhooks.webhooks.load import LoadedWebhook, LoadResult, Problem, apply_limit
 from mailhooks.webhooks.models import secret_texts
 from mailhooks.webhooks.secrets import SecretError, SecretSources, resolve_all
-from mailhooks.webhooks.yaml import START
+from mailhooks.webhooks.yaml import START, Position
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,21 @@ class LiveSet:
         return not self.problems
 
 
+def _position_of(loaded: LoadedWebhook, text: str | None) -> Position:
+    """Where `text` (a secret reference) first appears in the webhook's file."""
+    if not text:
+        return START
+    try:
+        content = loaded.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return START
+    offset = content.find(text)
+    if offset < 0:
+        return START
+    line_start = content.rfind("\n", 0, offset) + 1
+    return Position(content.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+
 def build(
     result: LoadResult,
     previous: LiveSet,
@@ -64,7 +79,8 @@ def build(
             sender = build_sender(identifier, loaded.webhook, secrets, context)
         except (SecretError, ValueError) as error:
             # Messages name the reference, never its value.
-            problems.append(Problem(str(loaded.path), START, f"{identifier}: {error}"))
+            where = _position_of(loaded, getattr(error, "reference", None))
+            problems.append(Problem(str(loaded.path), where, f"{identifier}: {error}"))
             stale.add(identifier)
             continue
         webhooks[identifier] = LiveWebhook(identifier, loaded, sender)

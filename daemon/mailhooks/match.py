@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from mailhooks.events import EVENT_NAMES, FILTER_FIELDS, Event
 from mailhooks.webhooks.models import Filters, Webhook
@@ -96,32 +97,85 @@ class Verdict:
     reason: str | None = None
 
 
+# The filter a webhook is indexed under, most selective first: an event then only looks
+# at the webhooks filed under its own values, not at every webhook of its event type.
+_INDEX_ORDER: Final = ("sending_domain", "bridge", "sending_node", "dedicated_ip")
+
+_Entry = tuple[str, tuple[_CompiledFilter, ...]]
+
+
+class _EventIndex:
+    """The webhooks of one event name: unfiltered ones, and the rest by a filter value."""
+
+    def __init__(self) -> None:
+        self.unindexed: list[_Entry] = []
+        self.by_value: dict[tuple[str, str], list[_Entry]] = {}
+
+    def add(self, entry: _Entry) -> None:
+        key_filter = _index_filter(entry[1])
+        if key_filter is None:
+            self.unindexed.append(entry)
+            return
+        keys = [(key_filter.field, value) for value in key_filter.exact]
+        keys += [("domain_suffix", suffix) for suffix in key_filter.suffixes]
+        for key in keys:
+            self.by_value.setdefault(key, []).append(entry)
+
+    def candidates(self, event: Event) -> list[_Entry]:
+        found = list(self.unindexed)
+        if not self.by_value:
+            return found
+        lookup = self.by_value.get
+        domain = event.sending_domain
+        if domain is not None:
+            normal = _normal_domain(domain)
+            found += lookup(("sending_domain", normal), ())
+            for suffix in _domain_suffixes(normal):
+                found += lookup(("domain_suffix", suffix), ())
+        for field in ("bridge", "sending_node"):
+            value = getattr(event, field)
+            if value is not None:
+                found += lookup((field, value), ())
+        if event.dedicated_ip is not None:
+            address = _address(event.dedicated_ip)
+            if address is not None:
+                found += lookup(("dedicated_ip", str(address)), ())
+        return found
+
+
+def _index_filter(filters: tuple[_CompiledFilter, ...]) -> _CompiledFilter | None:
+    by_field = {compiled.field: compiled for compiled in filters}
+    for field in _INDEX_ORDER:
+        compiled = by_field.get(field)
+        if compiled is not None and not compiled.networks:
+            return compiled
+    return None
+
+
 class Matcher:
     """An immutable index of webhooks; build a new one on every reload."""
 
     def __init__(self, webhooks: Mapping[str, Webhook]) -> None:
         self._webhooks = dict(sorted(webhooks.items()))
         self._filters = {key: _compile(hook.filters) for key, hook in self._webhooks.items()}
-        by_event: dict[str, list[tuple[str, tuple[_CompiledFilter, ...]]]] = {
-            name: [] for name in EVENT_NAMES
-        }
+        self._by_event = {name: _EventIndex() for name in EVENT_NAMES}
         for key, hook in self._webhooks.items():
             if not hook.active:
                 continue
             names = EVENT_NAMES if hook.events == "all" else hook.events
             for name in names:
-                by_event[name].append((key, self._filters[key]))
-        self._by_event = {name: tuple(entries) for name, entries in by_event.items()}
+                self._by_event[name].add((key, self._filters[key]))
 
     def __len__(self) -> int:
         return len(self._webhooks)
 
     def match(self, event: Event) -> list[str]:
         """The ids of the active webhooks `event` goes to, in id order."""
-        return [
-            key for key, filters in self._by_event[event.event]
+        matched = {
+            key for key, filters in self._by_event[event.event].candidates(event)
             if all(f.accepts(getattr(event, f.field)) for f in filters)
-        ]
+        }
+        return sorted(matched)
 
     def explain(self, event: Event) -> list[Verdict]:
         """For every webhook, active or not: matched, or the first reason it did not."""

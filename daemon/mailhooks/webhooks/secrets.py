@@ -27,6 +27,10 @@ HOW_TO_REFERENCE: Final = (
 class SecretError(Exception):
     """A reference that cannot be resolved; the message names the reference, never a value."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reference = message.split(": ", 1)[0]
+
 
 @dataclass(frozen=True)
 class SecretSources:
