@@ -14,7 +14,9 @@ import socket
 import stat
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +27,7 @@ from mailhooks import log, systemd
 from mailhooks.channels.base import ChannelContext, Message
 from mailhooks.channels.egress import make_connector
 from mailhooks.dispatch import PUSHOVER_CONCURRENCY, Dispatcher
-from mailhooks.events import EVENT_NAMES, Event, encode_json, sample
+from mailhooks.events import EVENT_NAMES, Event, sample
 from mailhooks.live import LiveSet, LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.reload import Reloader
@@ -68,25 +70,24 @@ class Daemon:
 
     async def accept(self, events: Sequence[Event]) -> int:
         """Match and spool events; returns how many were new. Raises SpoolError."""
-        live = self.reloader.live
-        received_at = time.time()
+        match = self.reloader.live.matcher.match
+        received_at = datetime.now(UTC)
         batch = []
         targets: set[str] = set()
         deliveries = 0
         for event in events:
-            event = event.completed()
-            matched = live.matcher.match(event)
+            event.fill_in(received_at)
+            matched = match(event)
             targets.update(matched)
             deliveries += len(matched)
-            assert event.event_id is not None
-            batch.append(NewEvent(event.event_id, event.event, event.message_id,
-                                  encode_json(event.payload()), tuple(matched)))
+            batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
+                                  event.payload_json(), tuple(matched)))
         spooled = await self.spool.add(batch)
-        for event in events:
-            self.metrics.events_received.labels(event.event).inc()
+        counted = Counter(event.event for event in events)
+        for name, count in counted.items():
+            self.metrics.events_received.labels(name).inc(count)
         _log.info("events_accepted", events=len(events), spooled=spooled,
-                  duplicates=len(events) - spooled, deliveries=deliveries,
-                  ms=round((time.time() - received_at) * 1000, 2))
+                  duplicates=len(events) - spooled, deliveries=deliveries)
         self.dispatcher.wake(targets)
         return spooled
 
@@ -112,8 +113,7 @@ class Daemon:
         if name not in EVENT_NAMES:
             return {"webhook": webhook_id, "error": f"unknown event {name!r}", "sent": False}
         event = sample(name)  # type: ignore[arg-type]
-        payload = event.payload()
-        message = Message(f"test_{uuid.uuid4().hex}", [payload], encode_json(payload))
+        message = Message(f"test_{uuid.uuid4().hex}", [event.payload()], event.payload_json())
         outcome = await live.sender.send(message)
         _log.info("webhook_test", webhook=webhook_id, event_name=name, status=outcome.status,
                   outcome=outcome.outcome, duration_ms=round(outcome.duration_ms, 1),

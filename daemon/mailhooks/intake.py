@@ -6,11 +6,11 @@ without a server, and the server only maps results to HTTP answers.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mailhooks.events import Event
 
@@ -47,75 +47,89 @@ class IntakeError(Exception):
         return body
 
 
-def parse_body(body: bytes, content_type: str, max_events: int) -> list[Any]:
-    """The JSON values of a body: one object, an array, or NDJSON lines."""
+_EVENTS: Final = TypeAdapter(list[Event])
+
+
+def read_events(body: bytes, content_type: str, max_events: int) -> list[Event]:
+    """The events of a body (one object, an array, or NDJSON lines), all valid, or an
+    IntakeError: parsing and validation happen in one pass in pydantic's core."""
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise IntakeError(400, f"body is not UTF-8 (byte {error.start})") from None
     if content_type in NDJSON_TYPES:
-        items: list[Any] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            if len(items) >= max_events:
-                raise IntakeError(413, f"too many events: more than {max_events} in one request")
-            try:
-                items.append(json.loads(line))
-            except (json.JSONDecodeError, RecursionError) as error:
-                raise IntakeError(400, f"line {number}: invalid JSON: {_why(error)}") from None
-        return items
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise IntakeError(400, f"invalid JSON: {_why(error)}") from None
-    items = value if isinstance(value, list) else [value]
-    if len(items) > max_events:
-        raise IntakeError(413, f"too many events: {len(items)}, at most {max_events} per request")
-    return items
-
-
-def _why(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at line {error.lineno} column {error.colno}"
-    return "nested too deeply"
-
-
-def validate(items: list[Any]) -> list[Event]:
-    """Every item as an Event, or an IntakeError naming each bad field."""
-    if not items:
+        events = _read_lines(body, max_events)
+    elif body.lstrip()[:1] == b"[":
+        events = _validated(lambda: _EVENTS.validate_json(body), offset=None)
+    else:
+        events = _validated(lambda: [Event.model_validate_json(body)], offset=0)
+    if not events:
         raise IntakeError(400, "no events in the body")
-    events: list[Event] = []
-    details: list[Detail] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            details.append(Detail(index, "", f"an event is a JSON object, not {_kind(item)}"))
-            continue
-        if "test" in item:
-            details.append(Detail(index, "test", "set only by mailhooks on sample events"))
-            continue
-        try:
-            events.append(Event.model_validate(item))
-        except ValidationError as error:
-            details.extend(
-                Detail(index, ".".join(str(part) for part in problem["loc"]), _message(problem))
-                for problem in error.errors(include_url=False)
-            )
-    if details:
-        count = len({detail.index for detail in details})
-        raise IntakeError(400, f"{count} invalid event(s); nothing was accepted", details)
+    if len(events) > max_events:
+        raise IntakeError(413, f"too many events: {len(events)}, at most {max_events} per request")
+    marked = [Detail(index, "test", "set only by mailhooks on sample events")
+              for index, event in enumerate(events) if event.test is not None]
+    if marked:
+        raise IntakeError(400, f"{len(marked)} invalid event(s); nothing was accepted", marked)
     return events
 
 
-def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
-        type(value), "a number"
-    )
+def _read_lines(body: bytes, max_events: int) -> list[Event]:
+    events: list[Event] = []
+    details: list[Detail] = []
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if len(lines) > max_events:
+        raise IntakeError(413, f"too many events: {len(lines)}, at most {max_events} per request")
+    for index, line in enumerate(lines):
+        try:
+            events.append(Event.model_validate_json(line))
+        except ValidationError as error:
+            problems = error.errors(include_url=False)
+            if problems[0]["type"] == "json_invalid":
+                raise IntakeError(
+                    400, f"line {index + 1}: invalid JSON: {_json_reason(problems[0])}"
+                ) from None
+            details.extend(_detail(index, problem) for problem in problems)
+    if details:
+        raise _invalid(details)
+    return events
 
 
-def _message(problem: Any) -> str:
+def _validated(validate: Callable[[], list[Event]], offset: int | None) -> list[Event]:
+    try:
+        return validate()
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+    if problems[0]["type"] == "json_invalid":
+        raise IntakeError(400, f"invalid JSON: {_json_reason(problems[0])}")
+    if offset is None and problems[0]["loc"] == ():
+        raise IntakeError(400, "the body is a JSON array of event objects")
+    details = []
+    for problem in problems:
+        index, location = (offset, problem["loc"]) if offset is not None else (
+            int(problem["loc"][0]), problem["loc"][1:]
+        )
+        details.append(_detail(index, {**problem, "loc": location}))
+    raise _invalid(details)
+
+
+def _invalid(details: list[Detail]) -> IntakeError:
+    count = len({detail.index for detail in details})
+    return IntakeError(400, f"{count} invalid event(s); nothing was accepted", details)
+
+
+def _json_reason(problem: Any) -> str:
+    return str(problem["msg"]).removeprefix("Invalid JSON: ")
+
+
+def _detail(index: int, problem: Any) -> Detail:
+    field = ".".join(str(part) for part in problem["loc"])
     if problem["type"] == "extra_forbidden":
-        return "unknown field"
-    if problem["type"] == "missing":
-        return "required field is missing"
-    return str(problem["msg"])
+        message = "unknown field"
+    elif problem["type"] == "missing":
+        message = "required field is missing"
+    elif problem["type"] == "model_type":
+        message = "an event is a JSON object"
+    else:
+        message = str(problem["msg"])
+    return Detail(index, field, message)

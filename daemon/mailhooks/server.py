@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from mailhooks import log
-from mailhooks.intake import IntakeError, parse_body, validate
+from mailhooks.intake import IntakeError, read_events
 from mailhooks.spool import SpoolError, SpoolFull
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ async def post_events(request: web.Request) -> web.Response:
     except TimeoutError:
         return _error(408, f"body not received within {BODY_READ_TIMEOUT:.0f}s")
     try:
-        events = validate(parse_body(body, request.content_type, limits.max_batch_events))
+        events = read_events(body, request.content_type, limits.max_batch_events)
     except IntakeError as error:
         daemon.metrics.events_rejected.labels("too_many" if error.status == 413 else "invalid").inc()
         _log.info("events_rejected", status=error.status, error=error.message,
