@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +31,8 @@ BREAKER_THRESHOLD: Final = 5
 BREAKER_BASE_COOLDOWN: Final = 10.0
 BREAKER_MAX_COOLDOWN: Final = 300.0
 IDLE_RECHECK: Final = 60.0
+# Due deliveries fetched per query: enough to keep a lane busy between queries.
+PREFETCH: Final = 64
 
 _log = log.get("mailhooks.dispatch")
 
@@ -62,10 +65,13 @@ def _as_dict(payload: bytes) -> dict[str, object]:
 
 @dataclass
 class Breaker:
-    """Opens after consecutive failures; lets one probe through after a growing cooldown."""
+    """Opens after consecutive failures; lets one probe through after a cooldown that
+    doubles each time a probe fails. Failures of attempts that were already in flight
+    when it opened say nothing new about the endpoint and are not counted."""
 
     failures: int = 0
     open_until: float = 0.0
+    opened_at: float = 0.0
     cooldown: float = BREAKER_BASE_COOLDOWN
 
     @property
@@ -78,23 +84,35 @@ class Breaker:
         self.failures, self.cooldown = 0, BREAKER_BASE_COOLDOWN
         return was_open
 
-    def failure(self, now: float) -> bool:
-        """Record a failure; True when the breaker (re)opens."""
+    def failure(self, now: float, started: float) -> bool:
+        """Record a failure of an attempt started at `started`; True when the breaker
+        (re)opens."""
+        if self.is_open and started < self.opened_at:
+            return False
         self.failures += 1
         if self.failures < BREAKER_THRESHOLD:
             return False
-        if self.failures > BREAKER_THRESHOLD:
+        if self.failures > BREAKER_THRESHOLD:  # the probe failed
             self.cooldown = min(self.cooldown * 2, BREAKER_MAX_COOLDOWN)
-        self.open_until = now + self.cooldown
+        self.opened_at, self.open_until = now, now + self.cooldown
         return True
 
 
 class Lane:
+    """One webhook's deliveries: fetched in batches, sent up to its concurrency, settled.
+
+    A delivery is *claimed* from the moment it is fetched until its outcome is committed,
+    so it is never fetched, and never sent, twice. The sending slot is freed as soon as
+    the answer is in: the next request does not wait for the previous one's commit.
+    """
+
     def __init__(self, webhook_id: str, dispatcher: Dispatcher) -> None:
         self.webhook_id = webhook_id
         self.dispatcher = dispatcher
         self.wakeup = asyncio.Event()
-        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.sending: set[asyncio.Task[None]] = set()
+        self.claimed: set[int] = set()
+        self.queue: deque[Delivery] = deque()
         self.breaker = Breaker()
         self.task: asyncio.Task[None] | None = None
         self.wakeup.set()
@@ -123,26 +141,44 @@ class Lane:
                 await self._sleep(hold - now)
                 continue
             capacity = 1 if self.breaker.is_open else self.concurrency(live)
-            room = capacity - len(set(map(id, self.in_flight.values())))
+            room = capacity - len(self.sending)
             if room <= 0:
                 await self._sleep(IDLE_RECHECK)
                 continue
             batch = getattr(channel, "batch", None)
-            limit = batch.max_events if batch is not None else room * 4
-            due = await dispatcher.spool.due(self.webhook_id, now, limit, self.in_flight)
-            if not due:
-                next_due = await dispatcher.spool.next_due(self.webhook_id, after=now)
-                await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
-                continue
             if batch is not None:
-                waited = now - min(delivery.created_at for delivery in due)
-                if len(due) < batch.max_events and waited < batch.max_wait:
-                    await self._sleep(batch.max_wait - waited)
-                    continue
-                self._start(live, due, batched=True)
-            else:
-                for delivery in due[:room]:
-                    self._start(live, [delivery], batched=False)
+                await self._start_batch(live, batch.max_events, batch.max_wait, now)
+                continue
+            if not self.queue and not await self._fetch(now, PREFETCH):
+                continue
+            while room > 0 and self.queue:
+                self._start(live, [self.queue.popleft()], batched=False)
+                room -= 1
+
+    async def _fetch(self, now: float, limit: int) -> bool:
+        """Queue due deliveries; when there are none, sleep until the next falls due."""
+        spool = self.dispatcher.spool
+        due = await spool.due(self.webhook_id, now, limit, self.claimed)
+        if not due:
+            next_due = await spool.next_due(self.webhook_id, after=now)
+            await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
+            return False
+        self.queue.extend(due)
+        self.claimed.update(delivery.id for delivery in due)
+        return True
+
+    async def _start_batch(self, live: LiveWebhook, size: int, max_wait: float, now: float) -> None:
+        due = await self.dispatcher.spool.due(self.webhook_id, now, size, self.claimed)
+        if not due:
+            next_due = await self.dispatcher.spool.next_due(self.webhook_id, after=now)
+            await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
+            return
+        waited = now - min(delivery.created_at for delivery in due)
+        if len(due) < size and waited < max_wait:
+            await self._sleep(max_wait - waited)
+            return
+        self.claimed.update(delivery.id for delivery in due)
+        self._start(live, due, batched=True)
 
     async def _sleep(self, seconds: float) -> None:
         seconds = min(max(seconds, 0.001), IDLE_RECHECK)
@@ -154,25 +190,37 @@ class Lane:
 
     def _start(self, live: LiveWebhook, deliveries: list[Delivery], *, batched: bool) -> None:
         task = asyncio.create_task(self._attempt(live, deliveries, batched))
-        for delivery in deliveries:
-            self.in_flight[delivery.id] = task
+        self.sending.add(task)
 
     async def _attempt(self, live: LiveWebhook, deliveries: list[Delivery], batched: bool) -> None:
         dispatcher = self.dispatcher
+        current = asyncio.current_task()
+        results: list[AttemptResult] = []
         try:
             message = message_for(deliveries, batched)
-            started = time.perf_counter()
+            started, clock = time.time(), time.perf_counter()
             try:
                 outcome = await live.sender.send(message)
             except Exception as error:  # a channel bug must not lose the delivery
-                outcome = Outcome(ok=False, retry=True, error=f"internal error: {type(error).__name__}")
+                outcome = Outcome(ok=False, retry=True,
+                                  error=f"internal error: {type(error).__name__}")
                 _log.exception("channel_error", webhook=self.webhook_id)
-            duration = outcome.duration_ms or (time.perf_counter() - started) * 1000
-            await dispatcher.settle(self, live, deliveries, outcome, duration)
+            duration = outcome.duration_ms or (time.perf_counter() - clock) * 1000
+            results = dispatcher.settle(self, live, deliveries, outcome, duration, started)
         finally:
-            for delivery in deliveries:
-                self.in_flight.pop(delivery.id, None)
+            # The slot is free as soon as the answer is in; the deliveries stay claimed
+            # until their outcome is on disk.
+            if current is not None:
+                self.sending.discard(current)
             self.wakeup.set()
+        try:
+            if results:
+                await dispatcher.spool.record(results)
+        except Exception:
+            # Unrecorded means still pending: the delivery is retried, never lost.
+            _log.exception("record_failed", webhook=live.id, deliveries=len(results))
+        finally:
+            self.claimed.difference_update(delivery.id for delivery in deliveries)
 
 
 class Dispatcher:
@@ -221,7 +269,7 @@ class Dispatcher:
         self.metrics.circuit_open.remove(webhook_id) if lane and lane.breaker.is_open else None
 
     def in_flight(self) -> int:
-        return sum(len({id(t) for t in lane.in_flight.values()}) for lane in self.lanes.values())
+        return sum(len(lane.sending) for lane in self.lanes.values())
 
     async def stop(self, grace: float) -> int:
         """Stop starting attempts; give those in flight `grace` seconds, then cancel them
@@ -231,7 +279,7 @@ class Dispatcher:
             lane.wakeup.set()
         lanes = [lane.task for lane in self.lanes.values() if lane.task is not None]
         await asyncio.gather(*lanes, return_exceptions=True)
-        attempts = {task for lane in self.lanes.values() for task in lane.in_flight.values()}
+        attempts = {task for lane in self.lanes.values() for task in lane.sending}
         if not attempts:
             return 0
         _done, pending = await asyncio.wait(attempts, timeout=grace)
@@ -240,11 +288,12 @@ class Dispatcher:
         await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
 
-    async def settle(
+    def settle(
         self, lane: Lane, live: LiveWebhook, deliveries: list[Delivery], outcome: Outcome,
-        duration_ms: float,
-    ) -> None:
-        """Record one attempt's outcome for each of its deliveries, and log it."""
+        duration_ms: float, started: float,
+    ) -> list[AttemptResult]:
+        """One attempt's outcome for each of its deliveries: logged, counted, fed to the
+        breaker, and returned for the lane to store."""
         now = time.time()
         schedule = live.retry_schedule
         if schedule is None:
@@ -279,20 +328,18 @@ class Dispatcher:
                 ),
             )
         self.metrics.delivery_latency.labels(live.id).observe(duration_ms / 1000)
-        self._breaker(lane, live.id, outcome, now)
-        try:
-            await self.spool.record(results)
-        except Exception:
-            # Unrecorded means still pending: the delivery is retried, never lost.
-            _log.exception("record_failed", webhook=live.id, deliveries=len(results))
+        self._breaker(lane, live.id, outcome, now, started)
+        return results
 
-    def _breaker(self, lane: Lane, webhook_id: str, outcome: Outcome, now: float) -> None:
+    def _breaker(
+        self, lane: Lane, webhook_id: str, outcome: Outcome, now: float, started: float
+    ) -> None:
         if outcome.ok:
             if lane.breaker.success():
                 self.metrics.circuit_open.labels(webhook_id).set(0)
                 _log.info("circuit_closed", webhook=webhook_id)
             return
-        if outcome.retry and outcome.hold_until is None and lane.breaker.failure(now):
+        if outcome.retry and outcome.hold_until is None and lane.breaker.failure(now, started):
             self.metrics.circuit_open.labels(webhook_id).set(1)
             _log.warning(
                 "circuit_opened", webhook=webhook_id, failures=lane.breaker.failures,

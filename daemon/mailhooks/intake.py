@@ -17,6 +17,7 @@ from mailhooks.events import Event
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/jsonl",
                                  "application/x-jsonlines", "application/ndjson"})
 MAX_DETAILS: Final = 100
+MAX_FIELD_SHOWN: Final = 200
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def _validated(validate: Callable[[], list[Event]], offset: int | None) -> list[
 
 
 def _invalid(details: list[Detail]) -> IntakeError:
+    details = list({(detail.index, detail.field): detail for detail in reversed(details)}
+                   .values())[::-1]
     count = len({detail.index for detail in details})
     return IntakeError(400, f"{count} invalid event(s); nothing was accepted", details)
 
@@ -122,8 +125,18 @@ def _json_reason(problem: Any) -> str:
     return str(problem["msg"]).removeprefix("Invalid JSON: ")
 
 
+# pydantic names the branch of a union in the error's location (`metadata.k.bool`);
+# a sender needs the field, once.
+_UNION_TAGS: Final = frozenset({"str", "int", "float", "bool", "constrained-str", "none"})
+
+
 def _detail(index: int, problem: Any) -> Detail:
-    field = ".".join(str(part) for part in problem["loc"])
+    parts = [str(part) for part in problem["loc"]]
+    while len(parts) > 1 and (parts[-1] in _UNION_TAGS or "[" in parts[-1]):
+        parts.pop()
+    field = ".".join(parts)
+    if len(field) > MAX_FIELD_SHOWN:  # a hostile key is not echoed back whole
+        field = field[: MAX_FIELD_SHOWN - 3] + "..."
     if problem["type"] == "extra_forbidden":
         message = "unknown field"
     elif problem["type"] == "missing":

@@ -45,7 +45,10 @@ class Metrics:
             "mailhooks_failed_deliveries", "Deliveries that exhausted their retries "
             "and wait for a replay.", registry=r,
         )
-        self.spool_bytes = Gauge("mailhooks_spool_bytes", "Size of the spool files.", registry=r)
+        self.spool_bytes = Gauge(
+            "mailhooks_spool_bytes",
+            "Bytes of the spool in use; at spool.max_bytes intake answers 503.", registry=r,
+        )
         self.reload_ok = Gauge(
             "mailhooks_config_last_reload_successful",
             "1 when the last reload loaded every file, 0 when a file was refused.", registry=r,

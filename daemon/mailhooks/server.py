@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from mailhooks import log
 from mailhooks.intake import IntakeError, read_events
@@ -53,6 +53,10 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(413, f"body over {limits.max_body_bytes} bytes")
     except TimeoutError:
         return _error(408, f"body not received within {BODY_READ_TIMEOUT:.0f}s")
+    except (ConnectionResetError, ClientConnectionResetError):
+        # The client hung up mid-body: nothing to answer, nothing was taken.
+        _log.info("client_disconnected", during="body")
+        return _error(400, "connection lost while reading the body")
     try:
         events = read_events(body, request.content_type, limits.max_batch_events)
     except IntakeError as error:

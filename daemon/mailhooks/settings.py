@@ -15,7 +15,11 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DEFAULT_RETRY_SCHEDULE: Final = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-DEFAULT_EGRESS_DENY: Final = ("127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10")
+# SPEC's loopback and link-local ranges, and the unspecified addresses (0.0.0.0, ::),
+# which Linux connects to the local host.
+DEFAULT_EGRESS_DENY: Final = (
+    "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128",
+)
 
 
 def _network(text: str) -> str:

@@ -29,6 +29,9 @@ _ID_PART: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_FILES: Final = 100000
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_VISIBLE: Final = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)
+} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 
 
 @dataclass(frozen=True, order=True)
@@ -40,7 +43,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.position.line}:{self.position.column}: {self.message}"
+        # One problem is one line, whatever a hostile file's keys or values hold.
+        text = f"{self.file}:{self.position.line}:{self.position.column}: {self.message}"
+        return text.translate(_VISIBLE)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ Sound = Literal[
     "up_down", "none", "cashregister", "pianobar", "spacealarm", "tugboat", "alien", "updown",
 ]
 
-URL_PATTERN: Final = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"
+URL_PATTERN: Final = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
+# Printable text with at least one visible character (no lookahead: pydantic's regex
+# engine has none).
+NAME_PATTERN: Final = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 HEADER_NAME_PATTERN: Final = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
 DOMAIN_PATTERN: Final = r"^(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$"  # noqa: E501
 
@@ -182,7 +185,7 @@ class Webhook(_Strict):
     model_config = ConfigDict(title="mailhooks webhook")
 
     name: str = Field(
-        min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S",
+        min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN,
         description="Display name, unique in the directory.",
     )
     status: Literal["active", "inactive"] = Field(

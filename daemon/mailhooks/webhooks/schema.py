@@ -23,7 +23,7 @@ from pydantic_core import core_schema
 
 from mailhooks.events import Event
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import DOMAIN_PATTERN, URL_PATTERN, Webhook
+from mailhooks.webhooks.models import DOMAIN_PATTERN, NAME_PATTERN, URL_PATTERN, Webhook
 from mailhooks.webhooks.secrets import HOW_TO_REFERENCE, SECRET_REF_PATTERN
 from mailhooks.webhooks.yaml import PathPart
 
@@ -240,8 +240,8 @@ def _short(value: Any) -> str:
 _PATTERN_MESSAGES: Final = {
     DOMAIN_PATTERN: "is not a domain name; a wildcard is allowed only as the whole first "
     "label (*.example.org)",
-    URL_PATTERN: "is not an http(s) URL with a host name",
-    r"\S": "must not be blank",
+    URL_PATTERN: "is not an http(s) URL with a host name (and no spaces or line breaks)",
+    NAME_PATTERN: "must be one line of visible text",
 }
 
 

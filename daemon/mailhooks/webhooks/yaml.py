@@ -10,14 +10,16 @@ instead of a hang.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_NODES: Final = 20000
@@ -125,8 +127,12 @@ def decode(raw: bytes) -> str:
 
 def parse(text: str) -> Document:
     """One YAML document as a Document; every failure is a YamlError with a position."""
+    _check_depth(text)
     try:
-        tree = _loader().load(text)
+        with warnings.catch_warnings():
+            # A reused anchor is legal YAML; ruamel's warning would go to stderr.
+            warnings.simplefilter("ignore")
+            tree = _loader().load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark is not None else START
@@ -135,11 +141,61 @@ def parse(text: str) -> Document:
         raise YamlError(f"invalid YAML: {error}".splitlines()[0]) from None
     except RecursionError:
         raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except (ValueError, OverflowError) as error:  # e.g. an integer of 5,000 digits
+        raise YamlError(f"a value cannot be read: {str(error).splitlines()[0]}") from None
     budget = _Budget()
     return Document(_plain(tree, budget, 0), tree)
 
 
 _DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting before composing it: ruamel's scanner is quadratic in the
+    nesting of flow collections (10,000 brackets take seconds). Flow brackets are counted
+    on the text, outside quotes and comments; block nesting (`- - - x`) is cheap to parse,
+    so its events are counted. Only a document that could be that deep pays for this."""
+    if text.count("[") + text.count("{") + text.count("- ") <= MAX_DEPTH:
+        return
+    _check_flow_depth(text)
+    depth = 0
+    try:
+        for event in _loader().parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    _too_deep(event.start_mark.line + 1, event.start_mark.column + 1)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return  # a syntax error: loading reports it with its position
+
+
+def _check_flow_depth(text: str) -> None:
+    depth, line, column, quote, comment = 0, 1, 0, "", False
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column, comment = line + 1, 0, False
+        elif comment:
+            continue
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                _too_deep(line, column)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+
+
+def _too_deep(line: int, column: int) -> NoReturn:
+    raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)", Position(line, column))
 
 
 def _describe(error: MarkedYAMLError, text: str) -> str:

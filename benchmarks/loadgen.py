@@ -1,0 +1,227 @@
+"""The load generator, run in its own process so it never shares a core's time slice with
+what it measures. Prints one JSON report on stdout.
+
+    python -m benchmarks.loadgen post SOCKET [--concurrency 64] [--seconds 5] [--per-post 1]
+                                 [--rate R] [--ids PREFIX] [--fields JSON] [--record]
+    python -m benchmarks.loadgen client URL [--concurrency 8] [--count N] [--rate R --seconds T]
+
+`post` speaks HTTP/1.1 by hand over `asyncio.open_unix_connection` with keep-alive: a
+tight loop per connection, far cheaper than a full client, so the server is the
+bottleneck. The same generator measures the daemon and the bare server. `client` is a bare
+aiohttp client (the baseline for delivery): POST a ~300-byte JSON body to a receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from benchmarks.harness import event
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _request(body: bytes, content_type: str) -> bytes:
+    return (
+        b"POST /events HTTP/1.1\r\nHost: mailhooks\r\nContent-Type: " + content_type.encode()
+        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+async def _answer(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+            break
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+class Post:
+    def __init__(self, options: argparse.Namespace) -> None:
+        self.o = options
+        self.fields: dict[str, Any] = json.loads(options.fields) if options.fields else {}
+        self.ndjson = options.per_post > 1
+        self.number = 0
+        self.statuses: dict[int, int] = {}
+        self.window_events = 0
+        self.window_requests = 0
+        self.latencies: list[float] = []
+        self.acked: list[str] = []
+        self.acks: dict[str, float] = {}
+        self.fixed: bytes | None = None
+        if not options.ids and not options.nodes:
+            self.fixed = self._build([])
+
+    def _build(self, ids: list[str]) -> bytes:
+        events = []
+        for index in range(self.o.per_post):
+            item = event(self.number + index, **self.fields)
+            if self.o.nodes:
+                item["sending_node"] = f"node-{(self.number + index) % self.o.nodes}"
+            if ids:
+                item["event_id"] = ids[index]
+            events.append(item)
+        self.number += self.o.per_post
+        if self.ndjson:
+            body = b"".join(json.dumps(item).encode() + b"\n" for item in events)
+            return _request(body, "application/x-ndjson")
+        return _request(json.dumps(events[0]).encode(), "application/json")
+
+    def next_request(self) -> tuple[bytes, list[str]]:
+        if self.fixed is not None:
+            return self.fixed, []
+        ids = [f"{self.o.ids}{self.number + index}" for index in range(self.o.per_post)] if self.o.ids else []
+        return self._build(ids), ids
+
+    async def connection(self, queue: asyncio.Queue[None] | None, window: tuple[float, float]) -> None:
+        reader, writer = await asyncio.open_unix_connection(self.o.target)
+        try:
+            while time.monotonic() < window[1]:
+                if queue is not None:
+                    await queue.get()
+                    if time.monotonic() >= window[1]:
+                        break
+                request, ids = self.next_request()
+                started = time.monotonic()
+                writer.write(request)
+                status = await _answer(reader)
+                now = time.monotonic()
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                if 200 <= status < 300:
+                    if window[0] <= started and now <= window[1]:
+                        self.window_events += self.o.per_post
+                        self.window_requests += 1
+                    if queue is not None:
+                        self.latencies.append(now - started)
+                    if ids:
+                        self.acked.extend(ids)
+                        if self.o.record:
+                            for item in ids:
+                                self.acks[item] = now
+        finally:
+            writer.close()
+
+    async def pace(self, queue: asyncio.Queue[None], end: float) -> None:
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() < end:
+            due = int((time.monotonic() - start) * self.o.rate / self.o.per_post)
+            for _ in range(due - sent):
+                queue.put_nowait(None)
+            sent = max(sent, due)
+            await asyncio.sleep(0.001)
+        for _ in range(self.o.concurrency):
+            queue.put_nowait(None)
+
+    async def run(self) -> dict[str, Any]:
+        start = time.monotonic()
+        window = (start + self.o.warmup, start + self.o.warmup + self.o.seconds)
+        queue: asyncio.Queue[None] | None = asyncio.Queue() if self.o.rate else None
+        tasks = [asyncio.create_task(self.connection(queue, window))
+                 for _ in range(self.o.concurrency)]
+        if queue is not None:
+            tasks.append(asyncio.create_task(self.pace(queue, window[1])))
+        await asyncio.gather(*tasks)
+        self.latencies.sort()
+        report: dict[str, Any] = {
+            "seconds": self.o.seconds,
+            "events_per_s": self.window_events / self.o.seconds,
+            "requests_per_s": self.window_requests / self.o.seconds,
+            "statuses": {str(key): value for key, value in sorted(self.statuses.items())},
+        }
+        if self.latencies:
+            report["ack_p50_ms"] = self.latencies[len(self.latencies) // 2] * 1000
+            report["ack_p99_ms"] = self.latencies[int(len(self.latencies) * 0.99)] * 1000
+        if self.o.ids:
+            report["acked"] = self.acked
+        if self.o.record:
+            report["acks"] = self.acks
+        return report
+
+
+async def client(options: argparse.Namespace) -> dict[str, Any]:
+    """A bare aiohttp client POSTing to a receiver: `count` requests as fast as
+    `concurrency` allows, or `rate` per second for `seconds`, stamped for latency."""
+    import aiohttp
+
+    body = json.dumps(event(1, event_id="00000000-0000-4000-8000-000000000000")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "bench/1", "webhook-id": "x",
+               "webhook-timestamp": "1705314600"}
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(extra: dict[str, str] | None = None) -> None:
+            async with session.post(options.target, data=body,
+                                    headers={**headers, **(extra or {})}) as response:
+                await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        if options.rate:
+            tasks = []
+            start = time.monotonic()
+            total = int(options.rate * options.seconds)
+            for number in range(total):
+                delay = start + number / options.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one({"x-sent-at": repr(time.monotonic())})))
+            await asyncio.gather(*tasks)
+            return {"requests": total, "statuses": statuses}
+
+        remaining = options.count
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await one()
+
+        await one()  # connect once before the clock starts
+        start = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(options.concurrency)))
+        elapsed = time.monotonic() - start
+    return {"requests": options.count, "seconds": elapsed,
+            "requests_per_s": options.count / elapsed, "statuses": statuses}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen")
+    parser.add_argument("mode", choices=["post", "client"])
+    parser.add_argument("target", help="UNIX socket (post) or URL (client)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--per-post", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.0, help="events per second; 0: flat out")
+    parser.add_argument("--ids", default="", help="give each event an event_id with this prefix")
+    parser.add_argument("--fields", default="", help="JSON object of event fields to set")
+    parser.add_argument("--nodes", type=int, default=0, help="sending_node node-(N mod this)")
+    parser.add_argument("--record", action="store_true", help="report when each id was acked")
+    parser.add_argument("--count", type=int, default=10000)
+    options = parser.parse_args(argv)
+    _install_uvloop()
+    work = Post(options).run() if options.mode == "post" else client(options)
+    report = asyncio.run(work)
+    json.dump(report, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

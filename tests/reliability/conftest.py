@@ -1,0 +1,71 @@
+"""Shared helpers for the reliability tests: receivers on any loopback address, raw log
+lines, delivery listings, free ports and percentiles."""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tests.utils import DaemonProcess, Receiver
+
+
+@dataclass
+class HostReceiver(Receiver):
+    """A `Receiver` bound to `host` (`::1`, …) instead of 127.0.0.1."""
+
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/hook"
+
+    async def start(self) -> HostReceiver:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on (bound once, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def log_lines(daemon: DaemonProcess, name: str, **fields: Any) -> list[dict[str, Any]]:
+    """The daemon's JSON log lines for `name` whose fields equal `fields`."""
+    return [
+        line for line in daemon.logs()
+        if line.get("event") == name and all(line.get(k) == v for k, v in fields.items())
+    ]
+
+
+async def deliveries(daemon: DaemonProcess, **query: str | int) -> list[dict[str, Any]]:
+    """`GET /deliveries` with `query` (limit 10000 unless given)."""
+    params = {"limit": 10000, **query}
+    path = "/deliveries?" + "&".join(f"{key}={value}" for key, value in params.items())
+    status, answer = await daemon.request("GET", path)
+    assert status == 200, answer
+    rows: list[dict[str, Any]] = answer["deliveries"]
+    return rows
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (`fraction` in 0..1) of `values`."""
+    ordered = sorted(values)
+    rank = max(0, math.ceil(fraction * len(ordered)) - 1)
+    return ordered[rank]
