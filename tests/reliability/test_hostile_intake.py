@@ -227,11 +227,11 @@ async def test_huge_strings(hostile: Hostile) -> None:
         assert status in (400, 413), (name, answer)
     # Metadata is bounded like the other fields (keys 100, values 1000 characters): a 5 MB
     # key or value is refused, naming the field once.
-    for metadata, field in (({"k": huge}, "metadata.k"), ({huge: 1}, f"metadata.{huge[:188]}...")):
+    for metadata, named in (({"k": huge}, "metadata.k"), ({huge: 1}, f"metadata.{huge[:188]}...")):
         status, answer = await hostile.post(json.dumps(
             event(1, event_id=f"big-{uuid.uuid4().hex}", metadata=metadata)).encode())
         assert status == 400, answer
-        assert [detail["field"] for detail in answer["details"]] == [field]
+        assert [detail["field"] for detail in answer["details"]] == [named]
     hostile.assert_steady()
 
 
