@@ -23,7 +23,7 @@ from mailhooks.channels.base import ChannelContext
 from mailhooks.live import LiveSet, build
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
-from mailhooks.webhooks.load import load_directory
+from mailhooks.webhooks.load import ParseCache, load_directory
 from mailhooks.webhooks.secrets import SecretSources
 
 # watchfiles groups the changes of a `git checkout` into one batch: it waits until no
@@ -51,6 +51,7 @@ class Reloader:
         self._lock = asyncio.Lock()
         self.last_report: dict[str, Any] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._cache = ParseCache()
 
     @property
     def directory(self) -> Path:
@@ -61,7 +62,9 @@ class Reloader:
         version. Returns a report for the API and the log."""
         async with self._lock:
             started = time.perf_counter()
-            result = await asyncio.to_thread(load_directory, self.directory, self.settings)
+            result = await asyncio.to_thread(
+                load_directory, self.directory, self.settings, self._cache
+            )
             previous = self.live
             if not self.directory.is_dir():
                 # A missing directory is an outage of the config, not a deletion of

@@ -17,10 +17,14 @@ from typing import Any, Final, NoReturn
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import ReusedAnchorWarning
+from ruamel.yaml.constructor import RoundTripConstructor, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+# A reused anchor is legal YAML (the later one wins); ruamel's warning would go to stderr.
+warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
 MAX_NODES: Final = 20000
 MAX_DEPTH: Final = 64
@@ -55,6 +59,23 @@ _StringTimestamps.add_constructor(
 )
 
 
+class _SafeStringTimestamps(SafeConstructor):
+    """The fast loader's constructor: safe types only, timestamps kept as written."""
+
+
+_SafeStringTimestamps.add_constructor(
+    "tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str
+)
+
+
+def _fast_loader() -> YAML:
+    # ruamel.yaml.clib's C parser when installed, ruamel's own otherwise.
+    yaml = YAML(typ="safe", pure=False)
+    yaml.Constructor = _SafeStringTimestamps
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
 def _loader() -> YAML:
     yaml = YAML(typ="rt", pure=True)
     yaml.Constructor = _StringTimestamps
@@ -62,12 +83,27 @@ def _loader() -> YAML:
     return yaml
 
 
-@dataclass(frozen=True)
 class Document:
-    """Plain data (dict, list, str, int, float, bool, None) and the node tree it came from."""
+    """Plain data (dict, list, str, int, float, bool, None), and where each value came from.
 
-    data: Any
-    tree: Any
+    The node tree with positions comes from ruamel's round-trip parser, which is several
+    times slower than the C parser that reads the data: it is built only when a
+    position is asked for, that is, only for files with an error.
+    """
+
+    def __init__(self, data: Any, text: str | None = None, tree: Any = None) -> None:
+        self.data = data
+        self._text = text
+        self._tree = tree
+
+    @property
+    def tree(self) -> Any:
+        if self._tree is None and self._text is not None:
+            try:
+                self._tree = _parse_round_trip(self._text)
+            except YamlError:
+                self._text = None  # the C parser read it; positions fall back to 1:1
+        return self._tree
 
     def position(self, path: Sequence[PathPart], *, key: bool = False) -> Position:
         """Where the value at `path` starts, or its key when `key` is true.
@@ -126,13 +162,25 @@ def decode(raw: bytes) -> str:
 
 
 def parse(text: str) -> Document:
-    """One YAML document as a Document; every failure is a YamlError with a position."""
+    """One YAML document as a Document; every failure is a YamlError with a position.
+
+    The C parser reads valid files; anything it refuses is parsed again by the
+    round-trip parser, whose messages and positions are the ones reported.
+    """
     _check_depth(text)
     try:
-        with warnings.catch_warnings():
-            # A reused anchor is legal YAML; ruamel's warning would go to stderr.
-            warnings.simplefilter("ignore")
-            tree = _loader().load(text)
+        data = _fast_loader().load(text)
+        return Document(_plain(data, _Budget(), 0), text=text)
+    except (YAMLError, RecursionError, ValueError, OverflowError, YamlError):
+        # Refused, or too big once aliases are expanded: the round-trip parser says
+        # where.
+        tree = _parse_round_trip(text)
+        return Document(_plain(tree, _Budget(), 0), tree=tree)
+
+
+def _parse_round_trip(text: str) -> Any:
+    try:
+        return _loader().load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark is not None else START
@@ -143,8 +191,6 @@ def parse(text: str) -> Document:
         raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
     except (ValueError, OverflowError) as error:  # e.g. an integer of 5,000 digits
         raise YamlError(f"a value cannot be read: {str(error).splitlines()[0]}") from None
-    budget = _Budget()
-    return Document(_plain(tree, budget, 0), tree)
 
 
 _DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
