@@ -7,6 +7,7 @@ import base64
 import signal
 import time
 
+import aiohttp
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
@@ -193,9 +194,24 @@ async def test_limits_answer_413(daemon: DaemonProcess) -> None:
 async def test_a_full_spool_answers_503_with_retry_after(daemon: DaemonProcess) -> None:
     daemon.config["spool"] = {"max_bytes": 65536}
     await daemon.start()
-    status, answer = await daemon.post(event(1))
-    assert status == 503
+    answers = []
+    for batch in range(100):
+        events = [event(batch * 20 + n, broadcast_name="x" * 900) for n in range(20)]
+        status, answer = await daemon.request("POST", "/events", events)
+        answers.append(status)
+        if status == 503:
+            break
+    assert answers[0] == 202 and answers[-1] == 503, answers
     assert "full" in answer["error"]
+    connector_status, headers = await _headers(daemon, [event(99999)])
+    assert connector_status == 503 and headers.get("Retry-After") == "30"
+
+
+async def _headers(daemon: DaemonProcess, body: object) -> tuple[int, dict[str, str]]:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=str(daemon.socket))
+    ) as session, session.post("http://mailhooks/events", json=body) as response:
+        return response.status, dict(response.headers)
 
 
 async def test_sigterm_stops_cleanly_and_pending_work_survives(
