@@ -16,7 +16,7 @@ from mailhooks.match import Matcher
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import LoadedWebhook, LoadResult, Problem, apply_limit
 from mailhooks.webhooks.models import secret_texts
-from mailhooks.webhooks.secrets import SecretError, SecretSources, resolve_all
+from mailhooks.webhooks.secrets import Resolved, SecretError, SecretSources, resolve_all
 from mailhooks.webhooks.yaml import START, Position
 
 
@@ -25,6 +25,7 @@ class LiveWebhook:
     id: str
     loaded: LoadedWebhook
     sender: Sender
+    secrets: Resolved = field(default_factory=lambda: Resolved({}), repr=False)
 
     @property
     def retry_schedule(self) -> list[float] | None:
@@ -76,6 +77,12 @@ def build(
     for identifier, loaded in result.webhooks.items():
         try:
             secrets = resolve_all(secret_texts(loaded.webhook.channel), sources)
+            kept = previous.webhooks.get(identifier)
+            if kept is not None and kept.loaded.digest == loaded.digest and kept.secrets == secrets:
+                # Unchanged file and secrets: keep the running webhook (and its lane's
+                # state), so a reload wakes only what changed.
+                webhooks[identifier] = kept
+                continue
             sender = build_sender(identifier, loaded.webhook, secrets, context)
         except (SecretError, ValueError) as error:
             # Messages name the reference, never its value.
@@ -83,7 +90,7 @@ def build(
             problems.append(Problem(str(loaded.path), where, f"{identifier}: {error}"))
             stale.add(identifier)
             continue
-        webhooks[identifier] = LiveWebhook(identifier, loaded, sender)
+        webhooks[identifier] = LiveWebhook(identifier, loaded, sender, secrets)
     for identifier in stale:
         kept = previous.webhooks.get(identifier)
         if kept is not None and identifier not in webhooks:

@@ -10,6 +10,7 @@ hosts (`https://127.0.0.1/`), so senders call `EgressPolicy.check_host` before s
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -59,7 +60,9 @@ class EgressPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EgressPolicy:
-        return cls(settings.egress.deny)
+        # One policy per deny list: a reload builds a sender per webhook, and parsing
+        # the networks again for each of 1,000 webhooks was most of a reload's time.
+        return _policy(tuple(settings.egress.deny))
 
     def is_denied(self, address: str | IPAddress) -> bool:
         """True when `address` (an IP address, not a name) lies in a denied network.
@@ -130,3 +133,8 @@ def make_connector(settings: Settings, limit: int) -> aiohttp.TCPConnector:
     """
     resolver = DenyingResolver(EgressPolicy.from_settings(settings))
     return aiohttp.TCPConnector(limit=limit, resolver=resolver)
+
+
+@functools.lru_cache(maxsize=8)
+def _policy(networks: tuple[str, ...]) -> EgressPolicy:
+    return EgressPolicy(networks)

@@ -142,9 +142,16 @@ def check_document(
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
         return None, [(START, f"expected a mapping of keys at the top of the file, found {kind}")]
-    found = problems(schema_file, data)
-    if extra is not None:
-        found = list(dict.fromkeys([*found, *extra(data)]))
+    extra_found = list(extra(data)) if extra is not None else []
+    if not extra_found and not _has_null(data):
+        # The fast path for the usual, valid file: pydantic (strict, so it coerces
+        # nothing the schema would refuse) checks it in its core. The schema, generated
+        # from the same model, runs only to explain a file that fails.
+        try:
+            return model.model_validate(data, strict=True), []
+        except ValidationError:
+            pass
+    found = list(dict.fromkeys([*problems(schema_file, data), *extra_found]))
     if found:
         return None, sorted(
             {(document.position(p.path, key=p.at_key), p.message) for p in found}
@@ -157,6 +164,17 @@ def check_document(
             for item in error.errors()
             for path in [_document_path(data, item["loc"])]
         )
+
+
+def _has_null(value: Any) -> bool:
+    """The schema has no nulls (an optional key is left out); pydantic's optionals do."""
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_has_null(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_null(item) for item in value)
+    return False
 
 
 def _document_path(data: Any, loc: tuple[int | str, ...]) -> tuple[PathPart, ...]:

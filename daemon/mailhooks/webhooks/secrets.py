@@ -105,6 +105,11 @@ class Resolved:
         """`template` with its references replaced (`Bearer ${env:T}` → `Bearer …`)."""
         return _REFERENCE.sub(lambda match: self._values[match[0]], template)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resolved) and self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]
+
     def values(self) -> list[str]:
         """Every resolved value, for tests that prove no log line carries one."""
         return list(self._values.values())

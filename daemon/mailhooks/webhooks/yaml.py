@@ -10,6 +10,7 @@ instead of a hang.
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,11 +68,18 @@ _SafeStringTimestamps.add_constructor(
 )
 
 
+_local = threading.local()
+
+
 def _fast_loader() -> YAML:
-    # ruamel.yaml.clib's C parser when installed, ruamel's own otherwise.
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Constructor = _SafeStringTimestamps
-    yaml.allow_duplicate_keys = False
+    """ruamel.yaml.clib's C parser when installed, ruamel's own otherwise; one per thread
+    (setting one up costs more than reading a small file with it)."""
+    yaml: YAML | None = getattr(_local, "fast", None)
+    if yaml is None:
+        yaml = YAML(typ="safe", pure=False)
+        yaml.Constructor = _SafeStringTimestamps
+        yaml.allow_duplicate_keys = False
+        _local.fast = yaml
     return yaml
 
 
