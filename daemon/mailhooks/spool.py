@@ -124,7 +124,15 @@ class SpoolStats:
     pending_by_webhook: dict[str, int]
 
 
-_Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+@dataclass(frozen=True)
+class _Intake:
+    """One request's events, queued for the next commit (merged with the others')."""
+
+    events: Sequence[NewEvent]
+    received_at: float
+
+
+_Op = tuple[Callable[[sqlite3.Connection], Any] | _Intake, "asyncio.Future[Any]"]
 
 
 class Spool:
@@ -197,7 +205,7 @@ class Spool:
 
     # -- the group-commit writer ----------------------------------------------------
 
-    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, operation: Callable[[sqlite3.Connection], T] | _Intake) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((operation, future))
         return await future
@@ -221,17 +229,34 @@ class Spool:
                 self._queue.task_done()
 
     def _commit(self, batch: list[_Op]) -> list[Any]:
+        """One transaction for everything queued: intake merged into one insert, every
+        other write under its own savepoint, so a failure undoes only its own work."""
         connection = self._db()
-        results: list[Any] = []
+        intake = [index for index, (operation, _) in enumerate(batch) if isinstance(operation, _Intake)]
+        results: list[Any] = [None] * len(batch)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for operation, _ in batch:
+            if intake:
+                connection.execute("SAVEPOINT intake")
+                requests = [operation for operation, _ in batch if isinstance(operation, _Intake)]
+                added: list[Any]
+                try:
+                    added = self._insert(requests, connection)
+                except Exception as error:  # the whole intake of this commit is refused
+                    connection.execute("ROLLBACK TO intake")
+                    added = [error] * len(intake)
+                connection.execute("RELEASE intake")
+                for index, count in zip(intake, added, strict=True):
+                    results[index] = count
+            for index, (operation, _) in enumerate(batch):
+                if isinstance(operation, _Intake):
+                    continue
                 connection.execute("SAVEPOINT op")
                 try:
-                    results.append(operation(connection))
+                    results[index] = operation(connection)
                 except Exception as error:  # only this caller's work is undone
                     connection.execute("ROLLBACK TO op")
-                    results.append(error)
+                    results[index] = error
                 connection.execute("RELEASE op")
             connection.execute("COMMIT")
         except sqlite3.Error as error:
@@ -254,35 +279,50 @@ class Spool:
     async def add(self, events: Sequence[NewEvent]) -> int:
         """Spool events and their deliveries; returns how many were new (an `event_id`
         seen before is acknowledged, not spooled twice). Returns once committed."""
-        received_at = time.time()
-        return await self._write(lambda connection: self._insert(connection, events, received_at))
+        added: int = await self._write(_Intake(events, time.time()))
+        return added
 
-    def _insert(self, connection: sqlite3.Connection, events: Sequence[NewEvent], now: float) -> int:
+    def _insert(self, requests: list[_Intake], connection: sqlite3.Connection) -> list[int]:
+        """The events of every request of one commit, inserted together; how many of each
+        request's events were new."""
         self._make_room(connection)
-        targets = {event.event_id: event.webhook_ids for event in events}
+        targets: dict[str, tuple[str, ...]] = {}
+        received: dict[str, float] = {}
+        rows: list[tuple[str, str, str, bytes, float]] = []
+        for request in requests:
+            for event in request.events:
+                if event.event_id not in targets:
+                    targets[event.event_id] = event.webhook_ids
+                    received[event.event_id] = request.received_at
+                    rows.append((event.event_id, event.name, event.message_id, event.payload,
+                                 request.received_at))
+        inserted: set[str] = set()
         deliveries: list[tuple[int, str, float, float, float]] = []
-        added = 0
         # One multi-row statement per chunk: a third faster than a statement per event.
         # RETURNING lists only the rows inserted, so a known event_id adds nothing.
-        for start in range(0, len(events), _ROWS_PER_STATEMENT):
-            chunk = events[start:start + _ROWS_PER_STATEMENT]
-            values: list[str | bytes | float] = []
-            for event in chunk:
-                values += (event.event_id, event.name, event.message_id, event.payload, now)
-            inserted = connection.execute(
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start:start + _ROWS_PER_STATEMENT]
+            values = [value for row in chunk for value in row]
+            returned = connection.execute(
                 "INSERT OR IGNORE INTO events (event_id, name, message_id, payload, received_at)"
                 " VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)) + " RETURNING id, event_id",
                 values,
             ).fetchall()
-            added += len(inserted)
-            for row, event_id in inserted:
-                deliveries.extend((row, webhook, now, now, now) for webhook in targets[event_id])
+            for row_id, event_id in returned:
+                inserted.add(event_id)
+                now = received[event_id]
+                deliveries.extend((row_id, webhook, now, now, now) for webhook in targets[event_id])
         connection.executemany(
             "INSERT INTO deliveries (event, webhook_id, state, next_attempt_at, created_at,"
             " updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
             deliveries,
         )
-        return added
+        counts = []
+        for request in requests:
+            new = {event.event_id for event in request.events} & inserted
+            inserted -= new  # a later request with the same event_id is a duplicate
+            counts.append(len(new))
+        return counts
 
     def _make_room(self, connection: sqlite3.Connection) -> None:
         """Refuse intake at `max_bytes`, after making room if history is what fills it.
