@@ -48,7 +48,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due
     ON deliveries (webhook_id, next_attempt_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, updated_at);
+-- Partial indexes: a new (pending) delivery touches only the two it needs.
+CREATE INDEX IF NOT EXISTS deliveries_history
+    ON deliveries (updated_at) WHERE state IN ('delivered', 'dropped');
+CREATE INDEX IF NOT EXISTS deliveries_failed
+    ON deliveries (webhook_id) WHERE state = 'failed';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event);
 """
 
