@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, overload
 
 from mailhooks import log
 from mailhooks.channels.base import Message, Outcome
@@ -48,19 +49,37 @@ def backoff(attempts: int, schedule: Sequence[float], retry_after: float | None)
 
 def message_for(deliveries: Sequence[Delivery], batched: bool) -> Message:
     """One request's message; its id is stable across retries of the same deliveries."""
+    payloads = [delivery.payload for delivery in deliveries]
     if not batched:
-        only = deliveries[0]
-        return Message(only.event_id, [_as_dict(only.payload)], only.payload)
+        return Message(deliveries[0].event_id, _Parsed(payloads), payloads[0])
     digest = hashlib.sha256(",".join(str(d.id) for d in deliveries).encode()).hexdigest()[:24]
-    body = b"[" + b",".join(d.payload for d in deliveries) + b"]"
-    return Message(f"batch_{digest}", [_as_dict(d.payload) for d in deliveries], body)
+    return Message(f"batch_{digest}", _Parsed(payloads), b"[" + b",".join(payloads) + b"]")
 
 
-def _as_dict(payload: bytes) -> dict[str, object]:
-    import json
+class _Parsed(Sequence[dict[str, Any]]):
+    """The events of a message, parsed from their JSON only if a channel reads them (a
+    web channel sends the bytes as they are)."""
 
-    value: dict[str, object] = json.loads(payload)
-    return value
+    def __init__(self, payloads: list[bytes]) -> None:
+        self._payloads = payloads
+        self._parsed: list[dict[str, Any]] | None = None
+
+    def _events(self) -> list[dict[str, Any]]:
+        if self._parsed is None:
+            self._parsed = [json.loads(payload) for payload in self._payloads]
+        return self._parsed
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._events()[index]
 
 
 @dataclass
@@ -183,7 +202,10 @@ class Lane:
     async def _sleep(self, seconds: float) -> None:
         seconds = min(max(seconds, 0.001), IDLE_RECHECK)
         try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+            # asyncio.timeout, not wait_for: no task per sleep, and a lane sleeps once
+            # per delivery when it is at its concurrency limit.
+            async with asyncio.timeout(seconds):
+                await self.wakeup.wait()
         except TimeoutError:
             pass
         self.wakeup.clear()
@@ -221,6 +243,9 @@ class Lane:
             _log.exception("record_failed", webhook=live.id, deliveries=len(results))
         finally:
             self.claimed.difference_update(delivery.id for delivery in deliveries)
+            if any(result.state == "pending" for result in results):
+                # A retry's new due time is visible only now: look again.
+                self.wakeup.set()
 
 
 class Dispatcher:

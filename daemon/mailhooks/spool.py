@@ -136,7 +136,14 @@ class _Intake:
     received_at: float
 
 
-_Op = tuple[Callable[[sqlite3.Connection], Any] | _Intake, "asyncio.Future[Any]"]
+@dataclass(frozen=True)
+class _Record:
+    """Attempt outcomes, queued for the next commit (merged with the others')."""
+
+    rows: list[tuple[str, int, float, int | None, str | None, float, int]]
+
+
+_Op = tuple[Callable[[sqlite3.Connection], Any] | _Intake | _Record, "asyncio.Future[Any]"]
 
 
 class Spool:
@@ -146,6 +153,10 @@ class Spool:
         self.retention = retention
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._connection: sqlite3.Connection | None = None
+        # Reads (due deliveries, listings, stats) use their own connection and thread:
+        # in WAL mode they never wait for a commit's fsync.
+        self._reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-read")
+        self._reader: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[_Op] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
@@ -159,6 +170,7 @@ class Spool:
             await loop.run_in_executor(spool._executor, spool._connect)
         except BaseException:
             spool._executor.shutdown(wait=False)
+            spool._reader_executor.shutdown(wait=False)
             raise
         spool._writer = asyncio.create_task(spool._write_loop(), name="spool-writer")
         return spool
@@ -193,6 +205,9 @@ class Spool:
         except sqlite3.DatabaseError as error:
             raise SpoolError(f"spool {self.path} cannot be opened ({error}); {_RECOVER}") from None
         self._connection = connection
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only = ON")
+        self._reader = reader
 
     async def close(self) -> None:
         """Commit what is queued, then close the database."""
@@ -202,6 +217,10 @@ class Spool:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         loop = asyncio.get_running_loop()
+        if self._reader is not None:
+            await loop.run_in_executor(self._reader_executor, self._reader.close)
+            self._reader = None
+        self._reader_executor.shutdown(wait=True)
         if self._connection is not None:
             await loop.run_in_executor(self._executor, self._connection.close)
             self._connection = None
@@ -209,7 +228,7 @@ class Spool:
 
     # -- the group-commit writer ----------------------------------------------------
 
-    async def _write(self, operation: Callable[[sqlite3.Connection], T] | _Intake) -> T:
+    async def _write(self, operation: Callable[[sqlite3.Connection], T] | _Intake | _Record) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((operation, future))
         return await future
@@ -252,8 +271,18 @@ class Spool:
                 connection.execute("RELEASE intake")
                 for index, count in zip(intake, added, strict=True):
                     results[index] = count
+            records = [row for operation, _ in batch if isinstance(operation, _Record)
+                       for row in operation.rows]
+            if records:
+                # Outcomes of attempts: plain updates that cannot conflict, so no savepoint.
+                connection.executemany(
+                    "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?,"
+                    " last_status = ?, last_error = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'pending'",
+                    records,
+                )
             for index, (operation, _) in enumerate(batch):
-                if isinstance(operation, _Intake):
+                if isinstance(operation, _Intake | _Record):
                     continue
                 connection.execute("SAVEPOINT op")
                 try:
@@ -271,7 +300,17 @@ class Spool:
 
     async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: query(self._db()))
+        return await loop.run_in_executor(self._reader_executor, lambda: query(self._read_db()))
+
+    async def _maintain(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Work on the writer's connection outside a transaction (vacuum, checkpoint)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: work(self._db()))
+
+    def _read_db(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise SpoolError("spool is closed")
+        return self._reader
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -377,7 +416,7 @@ class Spool:
                 "SELECT MIN(next_attempt_at) FROM deliveries"
                 " WHERE webhook_id = ? AND state = 'pending' AND next_attempt_at > ?",
                 (webhook_id, after),
-            ).fetchone()
+            ).fetchall()[0]
             return None if row[0] is None else float(row[0])
 
         return await self._read(query)
@@ -394,18 +433,12 @@ class Spool:
         return await self._read(query)
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Store attempt outcomes (one group-committed write for a whole batch)."""
+        """Store attempt outcomes; every record of one commit is one statement."""
         now = time.time()
-
-        def update(connection: sqlite3.Connection) -> None:
-            connection.executemany(
-                "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?,"
-                " last_status = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
-                [(r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
-                 for r in results],
-            )
-
-        await self._write(update)
+        await self._write(_Record([
+            (r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
+            for r in results
+        ]))
 
     async def drop_webhook(self, webhook_id: str) -> int:
         """Drop the pending deliveries of a deleted webhook; returns how many."""
@@ -484,10 +517,10 @@ class Spool:
             ).fetchall())
             oldest = connection.execute(
                 "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             failed = connection.execute(
                 "SELECT COUNT(*) FROM deliveries WHERE state = 'failed'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             return SpoolStats(
                 sum(by_webhook.values()), failed, oldest, _used_bytes(connection), by_webhook
             )
@@ -512,14 +545,16 @@ class Spool:
 
         removed = await self._write(update)
         if removed:
-            await self._read(_compact)
+            await self._maintain(_compact)
         return removed
 
 
+# Reads use fetchall(): a cursor left open keeps its read transaction, and with it a
+# stale WAL snapshot, on the reader connection.
 def _used_bytes(connection: sqlite3.Connection) -> int:
-    pages = connection.execute("PRAGMA page_count").fetchone()[0]
-    free = connection.execute("PRAGMA freelist_count").fetchone()[0]
-    size: int = connection.execute("PRAGMA page_size").fetchone()[0]
+    pages = connection.execute("PRAGMA page_count").fetchall()[0][0]
+    free = connection.execute("PRAGMA freelist_count").fetchall()[0][0]
+    size: int = connection.execute("PRAGMA page_size").fetchall()[0][0]
     return int((pages - free) * size)
 
 
