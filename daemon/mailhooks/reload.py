@@ -23,7 +23,7 @@ from mailhooks.channels.base import ChannelContext
 from mailhooks.live import LiveSet, build
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
-from mailhooks.webhooks.load import ParseCache, load_directory
+from mailhooks.webhooks.load import LoadResult, ParseCache, load_steps
 from mailhooks.webhooks.secrets import SecretSources
 
 # watchfiles groups the changes of a `git checkout` into one batch: it waits until no
@@ -31,6 +31,8 @@ from mailhooks.webhooks.secrets import SecretSources
 DEBOUNCE_MS: Final = 600
 STEP_MS: Final = 100
 REBUILD_RESCAN_DELAY: Final = 0.3
+# Files read between two yields to the event loop during a reload (a few milliseconds).
+FILES_PER_SLICE: Final = 25
 
 _log = log.get("mailhooks.reload")
 
@@ -62,9 +64,11 @@ class Reloader:
         version. Returns a report for the API and the log."""
         async with self._lock:
             started = time.perf_counter()
-            result = await asyncio.to_thread(
-                load_directory, self.directory, self.settings, self._cache
-            )
+            result = LoadResult(self.directory)
+            for step, _ in enumerate(load_steps(self.directory, self.settings, self._cache, result)):
+                if step % FILES_PER_SLICE == 0:
+                    await asyncio.sleep(0)  # let intake and deliveries run meanwhile
+            loaded = time.perf_counter()
             previous = self.live
             if not self.directory.is_dir():
                 # A missing directory is an outage of the config, not a deletion of
@@ -74,6 +78,7 @@ class Reloader:
             else:
                 live = build(result, previous, self.settings, self.context,
                              SecretSources.from_process())
+            built = time.perf_counter()
             self.live = live
             await self.on_swap(previous, live)
             self.metrics.reload_ok.set(1 if live.ok else 0)
@@ -86,20 +91,25 @@ class Reloader:
                 or previous.webhooks[key].loaded.digest != hook.loaded.digest
             )
             removed = sorted(set(previous.webhooks) - set(live.webhooks))
-            report = {
+            errors = [str(problem) for problem in live.problems]
+            report: dict[str, Any] = {
                 "ok": live.ok,
                 "reason": reason,
                 "webhooks": len(live.webhooks),
                 "changed": changed,
                 "removed": removed,
-                "errors": [str(problem) for problem in live.problems],
+                "errors": errors,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "load_ms": round((loaded - started) * 1000, 1),
+                "build_ms": round((built - loaded) * 1000, 1),
             }
             self.last_report = {**report, "at": time.time()}
             event = "reload" if live.ok else "reload_failed"
             (_log.info if live.ok else _log.error)(
-                event, reason=reason, webhooks=len(live.webhooks), changed=changed,
-                removed=removed, errors=report["errors"], duration_ms=report["duration_ms"],
+                event, reason=reason, webhooks=len(live.webhooks), changed=changed[:20],
+                removed=removed[:20], errors=errors[:20],
+                duration_ms=report["duration_ms"], load_ms=report["load_ms"],
+                build_ms=report["build_ms"],
             )
             return report
 
