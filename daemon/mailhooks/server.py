@@ -46,8 +46,11 @@ async def post_events(request: web.Request) -> web.Response:
         daemon.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
     try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT):
-            body = await request.read()
+        if request.content.is_eof():
+            body = await request.read()  # already received whole: nothing to wait for
+        else:
+            async with asyncio.timeout(BODY_READ_TIMEOUT):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         daemon.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
