@@ -19,13 +19,15 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.utils import DaemonProcess, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,20 +129,6 @@ def scratch(prefix: str = "mhb-") -> Any:
         shutil.rmtree(path, ignore_errors=True)
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float,
-                     what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 async def unix_request(socket_path: Path, method: str, path: str, body: Any = None, *,
                        data: bytes | None = None, content_type: str = "application/json",
                        timeout: float = 30) -> tuple[int, Any]:
@@ -158,28 +146,18 @@ async def unix_request(socket_path: Path, method: str, path: str, body: Any = No
             return response.status, text
 
 
-class Daemon:
-    """`mailhooks serve` in a subprocess on a temp UNIX socket and state dir (mirrors
-    tests/utils.DaemonProcess, with logging at warning so it is not the bottleneck)."""
+class Daemon(DaemonProcess):
+    """The tests' daemon subprocess, with logging at warning so it is not the bottleneck
+    and a signing secret in its environment."""
 
     def __init__(self, root: Path, config: dict[str, Any] | None = None,
                  env: dict[str, str] | None = None) -> None:
-        self.root = root
-        self.webhooks = root / "webhooks"
-        self.webhooks.mkdir(parents=True, exist_ok=True)
-        self.socket = root / "s.sock"
+        super().__init__(
+            root,
+            {"log": {"format": "json", "level": "warning"}, "shutdown_grace": 1, **(config or {})},
+            {"BENCH_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", **(env or {})},
+        )
         self.state = root / "state"
-        self.log_path = root / "daemon.log"
-        self.config_path = root / "mailhooks.yaml"
-        self.config = {
-            "webhooks_dir": str(self.webhooks), "socket": str(self.socket),
-            "state_dir": str(self.state), "allow_http": True, "egress": {"deny": []},
-            "log": {"format": "json", "level": "warning"}, "shutdown_grace": 1,
-            **(config or {}),
-        }
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_SECRET": "whsec_"
-                    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", **(env or {})}
-        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def pid(self) -> int:
@@ -187,40 +165,8 @@ class Daemon:
         return self.process.pid
 
     def write_webhook(self, webhook_id: str, document: dict[str, Any]) -> Path:
-        """Write `webhook_id`.yaml atomically (JSON is YAML), named after its id (names
-        must be unique)."""
-        document = {**document, "name": webhook_id[:100]}
-        path = self.webhooks / f"{webhook_id}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(document))
-        temporary.rename(path)
-        return path
-
-    async def start(self, timeout: float = 120) -> Daemon:
-        self.config_path.write_text(json.dumps(self.config))
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mailhooks", "serve", "--config", str(self.config_path),
-                stdout=log, stderr=log, env=self.env, cwd=self.root,
-            )
-        await wait_until(self.healthy, timeout, "the daemon to answer", interval=0.05)
-        _, report = await self.request("GET", "/webhooks")
-        if not report["config_ok"]:
-            raise RuntimeError(f"the daemon refused webhooks: {report['errors'][:3]}")
-        return self
-
-    async def healthy(self) -> bool:
-        if self.process is not None and self.process.returncode is not None:
-            raise RuntimeError(f"daemon exited {self.process.returncode}:\n{self.logs()[-3000:]}")
-        try:
-            status, _ = await self.request("GET", "/healthz", timeout=2)
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            return False
-        return status == 200
-
-    async def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
-        return await unix_request(self.socket, method, path, body, **kwargs)
+        """Write `webhook_id`.yaml atomically, named after its id (names are unique)."""
+        return self.write_document(webhook_id, {**document, "name": webhook_id[:100]})
 
     async def pending(self) -> int:
         _, status = await self.request("GET", "/status")
@@ -232,20 +178,8 @@ class Daemon:
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    async def stop(self, timeout: float = 20) -> None:
-        if self.process is None:
-            return
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        self.process = None
+    def logs(self) -> str:  # type: ignore[override]
+        return self.logs_text()
 
 
 @contextlib.asynccontextmanager

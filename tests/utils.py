@@ -19,8 +19,13 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 
 
+class WaitTimeout(AssertionError, TimeoutError):
+    """A condition not met in time: a failed assertion in a test, a timeout elsewhere."""
+
+
 async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0, what: str = ""
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0, what: str = "",
+    interval: float = 0.02,
 ) -> None:
     """Poll `condition` until true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -31,8 +36,8 @@ async def wait_until(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
 
 
 @dataclass
@@ -112,7 +117,7 @@ class DaemonProcess:
                  env: dict[str, str] | None = None) -> None:
         self.root = root
         self.webhooks = root / "webhooks"
-        self.webhooks.mkdir(exist_ok=True)
+        self.webhooks.mkdir(parents=True, exist_ok=True)
         self.socket = root / "s.sock"
         self.log_path = root / "daemon.log"
         self.config_path = root / "mailhooks.yaml"
@@ -132,7 +137,12 @@ class DaemonProcess:
         """Write `webhook_id`.yaml atomically; `fields` override the document's keys."""
         channel = {"type": "web", "url": url, "retry_schedule": [0.05, 0.05, 0.05]}
         channel.update(fields.pop("channel", {}))
-        document = {"name": webhook_id, "events": "all", "channel": channel, **fields}
+        return self.write_document(
+            webhook_id, {"name": webhook_id, "events": "all", "channel": channel, **fields}
+        )
+
+    def write_document(self, webhook_id: str, document: dict[str, Any]) -> Path:
+        """Write `webhook_id`.yaml (JSON is YAML) atomically."""
         path = self.webhooks / f"{webhook_id}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
@@ -140,7 +150,8 @@ class DaemonProcess:
         temporary.rename(path)  # atomic: the watcher never sees half a file
         return path
 
-    async def start(self, *, wait: bool = True, config_ok: bool = True) -> DaemonProcess:
+    async def start(self, timeout: float = 20, *, wait: bool = True,
+                    config_ok: bool = True) -> DaemonProcess:
         self.write_config()
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
@@ -149,7 +160,7 @@ class DaemonProcess:
         )
         log.close()
         if wait:
-            await wait_until(self.healthy, 20, "the daemon to answer")
+            await wait_until(self.healthy, timeout, "the daemon to answer")
             if config_ok:
                 _, report = await self.request("GET", "/webhooks")
                 assert report["config_ok"], report["errors"]
