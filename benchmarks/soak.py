@@ -46,14 +46,17 @@ def _verdict(name: str, unit: str, scale: float, samples: list[float], window: i
     )
 
 
-async def soak(minutes: float, rate: float) -> dict[str, Any]:
+async def soak(minutes: float, rate: float, retention: float = 60) -> dict[str, Any]:
     seconds = minutes * 60
     rss: list[float] = []
     spool: list[float] = []
     async with receiver() as endpoint:
         with scratch() as root:
             hooks = {"hook": web_webhook(endpoint.url("hook"))}
-            async with running_daemon(root, webhooks=hooks) as daemon:
+            # A short retention, so the bound on the spool (delivered rows pruned every
+            # minute) shows within the run.
+            config = {"spool": {"retention": retention}}
+            async with running_daemon(root, config, hooks) as daemon:
                 load = asyncio.create_task(loadgen(
                     "post", str(daemon.socket), "--concurrency", "16", "--rate", str(rate),
                     "--seconds", str(seconds), "--warmup", "0", timeout=seconds + 120,
@@ -79,13 +82,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=500.0, help="events per second")
+    parser.add_argument("--retention", type=float, default=60.0,
+                        help="spool.retention in seconds (delivered rows are pruned after it)")
     options = parser.parse_args(argv)
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(soak(options.minutes, options.rate))
+        result = asyncio.run(soak(options.minutes, options.rate, options.retention))
     else:
-        result = uvloop.run(soak(options.minutes, options.rate))
+        result = uvloop.run(soak(options.minutes, options.rate, options.retention))
     report = result["report"]
     accepted = sum(report["statuses"].get(code, 0) for code in ("202",))
     print(f"soak: {options.minutes:g} min at {options.rate:g} events/s asked, "

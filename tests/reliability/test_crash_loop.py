@@ -144,7 +144,10 @@ async def test_kill_9_in_a_loop_loses_nothing_and_duplicates_only_at_kills(
         assert set(counts) == expected, "deliveries to webhooks the event did not match"
         assert not delivered_ids & refused, "events of a refused batch were delivered"
         assert delivered_ids <= set(accepted), "an event that never got a 202 was delivered"
-        assert sum(duplicates.values()) <= KILLS * LANE_CONCURRENCY * len(WEBHOOKS)
+        # At a kill, a lane can have LANE_CONCURRENCY requests on the wire and as many
+        # answered whose outcome is still waiting for its commit (a slot frees as soon as
+        # the answer is in): both are delivered again after the restart.
+        assert sum(duplicates.values()) <= KILLS * 2 * LANE_CONCURRENCY * len(WEBHOOKS)
         # Each duplicate straddles a kill: the first copy was on its way when the daemon
         # died, the next came after the restart. (The receiver shares the test's loop, so
         # it may read a request the dead daemon sent a little after the process is reaped.)
