@@ -52,7 +52,7 @@ def table_markdown(rows: list[Row], info: dict[str, object]) -> str:
     out += [f"| {' | '.join(cell.replace('|', '/') for cell in _cells(row))} |" for row in rows]
     machine_line = (
         f"{info['date']}, {info['nproc']} CPUs, {info['memory']}, Python {info['python']}, "
-        f"uvloop {'yes' if info['uvloop'] else 'no'}, orjson {'yes' if info['orjson'] else 'no'}"
+        f"uvloop {'yes' if info['uvloop'] else 'no'}"
         f"{', --quick' if info['quick'] else ''}"
     )
     return "\n".join(out) + f"\n\n{machine_line}; `.venv/bin/python -m benchmarks`\n"
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
     print()
     print(table_text(rows))
     print(f"\n{info['date']}, nproc {info['nproc']}, {info['memory']}, Python {info['python']}, "
-          f"uvloop {info['uvloop']}, orjson {info['orjson']}, took {info['seconds']} s")
+          f"uvloop {info['uvloop']}, took {info['seconds']} s")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(
         json.dumps({**info, "rows": [row.as_json() for row in rows]}, indent=2, default=str) + "\n"

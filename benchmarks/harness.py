@@ -78,7 +78,7 @@ def machine() -> dict[str, Any]:
             if key in ("MemTotal", "MemAvailable"):
                 memory[key] = value.strip()
     installed = {}
-    for module in ("uvloop", "orjson"):
+    for module in ("uvloop",):
         try:
             __import__(module)
             installed[module] = True
