@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.utils import DaemonProcess, wait_until
+from tests.utils import DaemonProcess, serve_app, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,13 +259,7 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.runner, self.port = await serve_app(app, backlog=1024, shutdown_timeout=0.2)
         return self
 
     async def stop(self) -> None:

@@ -40,6 +40,21 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def serve_app(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128,
+    shutdown_timeout: float = 0.5,
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on `host`:`port` (0: a free port); the runner, and the port it got."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=backlog)
+    await site.start()
+    server = site._server
+    assert server is not None
+    bound: int = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, bound
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -66,10 +81,12 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     runner: web.AppRunner | None = None
     port: int = 0
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/hook"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(
@@ -80,13 +97,7 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.runner, self.port = await serve_app(app, self.host, self.port)
         return self
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.utils import DaemonProcess, Receiver, event, run_cli, wait_until
+from tests.utils import DaemonProcess, Receiver, event, run_cli, serve_app, wait_until
 
 
 async def test_send_and_status(daemon: DaemonProcess, receiver: Receiver, short_tmp: Path) -> None:
@@ -116,12 +116,7 @@ async def test_the_test_button_for_pushover(daemon: DaemonProcess) -> None:
         return web.json_response({"status": 1, "request": "r1"},
                                  headers={"X-Limit-App-Remaining": "9999"})
 
-    fake = Receiver()
-    app_runner = web.AppRunner(_app(messages))
-    await app_runner.setup()
-    site = web.TCPSite(app_runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    app_runner, port = await serve_app(_app(messages))
     try:
         daemon.config["pushover"] = {"api_url": f"http://127.0.0.1:{port}"}
         daemon.env.update(PO_USER="u" * 30, PO_TOKEN="a" * 30)
@@ -140,7 +135,6 @@ async def test_the_test_button_for_pushover(daemon: DaemonProcess) -> None:
         assert "mailhooks_pushover_app_remaining 9999.0" in metrics
     finally:
         await app_runner.cleanup()
-        del fake
 
 
 def _app(handler: object) -> web.Application:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
+from yarl import URL
 
+from mailhooks.channels.egress import EgressPolicy
 from mailhooks.settings import Settings
+from mailhooks.webhooks.models import PushoverChannel, WebChannel
 
 BODY_EXCERPT_BYTES = 512
 
@@ -61,6 +64,26 @@ class ChannelContext:
     session: aiohttp.ClientSession
     pushover_session: aiohttp.ClientSession
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+ChannelT = TypeVar("ChannelT", WebChannel, PushoverChannel)
+
+
+class HttpSender(Generic[ChannelT]):
+    """What every channel over HTTP keeps: its webhook and channel, the shared context,
+    the URL it posts to, the request timeout and the egress policy."""
+
+    def __init__(self, webhook_id: str, channel: ChannelT, context: ChannelContext, url: URL) -> None:
+        self.webhook_id = webhook_id
+        self._channel: ChannelT = channel
+        self._context = context
+        self._url = url
+        self._timeout = channel.timeout or context.settings.timeout
+        self._egress = EgressPolicy.from_settings(context.settings)
+
+    def __repr__(self) -> str:
+        # Never the URL: a query string or a path may carry a token.
+        return f"{type(self).__name__}({self.webhook_id!r})"
 
 
 class Sender(Protocol):

@@ -19,8 +19,8 @@ import aiohttp
 from yarl import URL
 
 from mailhooks import log
-from mailhooks.channels.base import ChannelContext, Message, Outcome, excerpt
-from mailhooks.channels.egress import EgressDenied, EgressPolicy
+from mailhooks.channels.base import ChannelContext, HttpSender, Message, Outcome, excerpt
+from mailhooks.channels.egress import EgressDenied
 from mailhooks.channels.web import (
     network_error,
     one_line,
@@ -123,7 +123,7 @@ def url_title_of(link: str) -> str:
     return f"Open the link on {host}" if host else "Open the link"
 
 
-class PushoverSender:
+class PushoverSender(HttpSender[PushoverChannel]):
     """Sends one webhook's events as Pushover notifications."""
 
     def __init__(
@@ -133,17 +133,10 @@ class PushoverSender:
         secrets: Resolved,
         context: ChannelContext,
     ) -> None:
-        self.webhook_id = webhook_id
-        self._channel = channel
-        self._context = context
+        url = URL(context.settings.pushover.api_url.rstrip("/") + MESSAGES_PATH)
+        super().__init__(webhook_id, channel, context, url)
         self._token = secrets.text(channel.api_token)
         self._user = secrets.text(channel.user_key)
-        self._url = URL(context.settings.pushover.api_url.rstrip("/") + MESSAGES_PATH)
-        self._timeout = channel.timeout or context.settings.timeout
-        self._egress = EgressPolicy.from_settings(context.settings)
-
-    def __repr__(self) -> str:
-        return f"PushoverSender({self.webhook_id!r})"
 
     def _limit(self, field: str, text: str, limit: int) -> str:
         if len(text) <= limit:

@@ -24,8 +24,15 @@ from multidict import CIMultiDict
 from yarl import URL
 
 import mailhooks
-from mailhooks.channels.base import BODY_EXCERPT_BYTES, ChannelContext, Message, Outcome, excerpt
-from mailhooks.channels.egress import EgressDenied, EgressPolicy
+from mailhooks.channels.base import (
+    BODY_EXCERPT_BYTES,
+    ChannelContext,
+    HttpSender,
+    Message,
+    Outcome,
+    excerpt,
+)
+from mailhooks.channels.egress import EgressDenied
 from mailhooks.webhooks.models import WebChannel
 from mailhooks.webhooks.secrets import Resolved
 
@@ -142,7 +149,7 @@ async def read_excerpt(content: aiohttp.StreamReader, limit: int = BODY_EXCERPT_
     return bytes(data)
 
 
-class WebSender:
+class WebSender(HttpSender[WebChannel]):
     """Sends messages of one webhook to its HTTP endpoint."""
 
     def __init__(
@@ -152,12 +159,7 @@ class WebSender:
         secrets: Resolved,
         context: ChannelContext,
     ) -> None:
-        self.webhook_id = webhook_id
-        self._channel = channel
-        self._context = context
-        self._url = URL(channel.url)
-        self._timeout = channel.timeout or context.settings.timeout
-        self._egress = EgressPolicy.from_settings(context.settings)
+        super().__init__(webhook_id, channel, context, URL(channel.url))
         headers: CIMultiDict[str] = CIMultiDict()
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = f"mailhooks/{mailhooks.__version__}"
@@ -166,9 +168,6 @@ class WebSender:
         self._headers = headers
         raw = channel.secret if isinstance(channel.secret, list) else [channel.secret]
         self._keys = [signing_key(secrets.text(secret)) for secret in raw if secret]
-
-    def __repr__(self) -> str:
-        return f"WebSender({self.webhook_id!r})"
 
     def request_headers(self, message: Message, timestamp: int) -> CIMultiDict[str]:
         headers = self._headers.copy()
