@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.utils import DaemonProcess, serve_app, wait_until
+from tests.utils import DaemonProcess, serve_app, unix_request, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,23 +127,6 @@ def scratch(prefix: str = "mhb-") -> Any:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-async def unix_request(socket_path: Path, method: str, path: str, body: Any = None, *,
-                       data: bytes | None = None, content_type: str = "application/json",
-                       timeout: float = 30) -> tuple[int, Any]:
-    connector = aiohttp.UnixConnector(path=str(socket_path))
-    payload = data if data is not None else (None if body is None else json.dumps(body).encode())
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session, session.request(
-        method, f"http://mailhooks{path}", data=payload, headers={"Content-Type": content_type}
-    ) as response:
-        text = await response.text()
-        try:
-            return response.status, json.loads(text)
-        except json.JSONDecodeError:
-            return response.status, text
 
 
 class Daemon(DaemonProcess):

@@ -121,6 +121,24 @@ def event(number: int = 0, **fields: Any) -> dict[str, Any]:
     }
 
 
+async def unix_request(socket_path: Path, method: str, path: str, body: Any = None, *,
+                       data: bytes | None = None, content_type: str = "application/json",
+                       timeout: float = 10) -> tuple[int, Any]:
+    """One request to a daemon's UNIX socket: (status, the answer as JSON or text)."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    payload = data if data is not None else (None if body is None else json.dumps(body).encode())
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as session, session.request(
+        method, f"http://mailhooks{path}", data=payload, headers={"Content-Type": content_type}
+    ) as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except json.JSONDecodeError:
+            return response.status, text
+
+
 class DaemonProcess:
     """`mailhooks serve` in a subprocess with its own config, socket and state directory."""
 
@@ -189,21 +207,8 @@ class DaemonProcess:
     async def request(self, method: str, path: str, body: Any = None, *,
                       data: bytes | None = None, content_type: str = "application/json",
                       timeout: float = 10) -> tuple[int, Any]:
-        connector = aiohttp.UnixConnector(path=str(self.socket))
-        payload = data if data is not None else (
-            None if body is None else json.dumps(body).encode()
-        )
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as session, session.request(
-            method, f"http://mailhooks{path}", data=payload,
-            headers={"Content-Type": content_type},
-        ) as response:
-            text = await response.text()
-            try:
-                return response.status, json.loads(text)
-            except json.JSONDecodeError:
-                return response.status, text
+        return await unix_request(self.socket, method, path, body, data=data,
+                                  content_type=content_type, timeout=timeout)
 
     async def post(self, events: Any, **kwargs: Any) -> tuple[int, Any]:
         return await self.request("POST", "/events", events, **kwargs)
