@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import aiohttp
 from yarl import URL
 
-from mailhooks.channels.egress import EgressPolicy
+from mailhooks.channels.egress import EgressDenied, EgressPolicy
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import PushoverChannel, WebChannel
 
@@ -79,7 +79,15 @@ class HttpSender(Generic[ChannelT]):
         self._context = context
         self._url = url
         self._timeout = channel.timeout or context.settings.timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
         self._egress = EgressPolicy.from_settings(context.settings)
+        # An IP literal in the URL is checked once; host names are checked on every
+        # connection, on the address they resolve to.
+        self._denied_literal: EgressDenied | None = None
+        try:
+            self._egress.check_host(url.host)
+        except EgressDenied as denied:
+            self._denied_literal = denied
 
     def __repr__(self) -> str:
         # Never the URL: a query string or a path may carry a token.

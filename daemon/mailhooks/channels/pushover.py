@@ -20,7 +20,6 @@ from yarl import URL
 
 from mailhooks import log
 from mailhooks.channels.base import ChannelContext, HttpSender, Message, Outcome, excerpt
-from mailhooks.channels.egress import EgressDenied
 from mailhooks.channels.web import (
     network_error,
     one_line,
@@ -197,11 +196,9 @@ class PushoverSender(HttpSender[PushoverChannel]):
         def elapsed() -> float:
             return round((time.perf_counter() - started) * 1000, 3)
 
-        try:
-            self._egress.check_host(self._url.host)
-        except EgressDenied as denied:
+        if self._denied_literal is not None:
             return Outcome(
-                ok=False, retry=True, error=str(denied),
+                ok=False, retry=True, error=str(self._denied_literal),
                 retry_after=MIN_RETRY_AFTER, duration_ms=elapsed(),
             )
         if not message.events:
@@ -212,7 +209,7 @@ class PushoverSender(HttpSender[PushoverChannel]):
             async with self._context.pushover_session.post(
                 self._url,
                 data=fields,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                timeout=self._client_timeout,
                 allow_redirects=False,
             ) as response:
                 status = response.status

@@ -191,12 +191,11 @@ class WebSender(HttpSender[WebChannel]):
                 ok=False, retry=False, duration_ms=elapsed(),
                 error="plain http endpoints are not allowed (allow_http is false)",
             )
-        try:
-            self._egress.check_host(self._url.host)
-        except EgressDenied as denied:
+        if self._denied_literal is not None:
             # An IP literal cannot move; only a config change helps. (A host name that
             # resolves to a denied address is retried: DNS may change its answer.)
-            return Outcome(ok=False, retry=False, error=str(denied), duration_ms=elapsed())
+            return Outcome(ok=False, retry=False, error=str(self._denied_literal),
+                           duration_ms=elapsed())
 
         headers = self.request_headers(message, int(time.time()))
         status: int | None = None
@@ -205,7 +204,7 @@ class WebSender(HttpSender[WebChannel]):
                 self._url,
                 data=message.body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                timeout=self._client_timeout,
                 allow_redirects=False,
             ) as response:
                 status = response.status
