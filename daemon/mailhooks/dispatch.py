@@ -9,6 +9,7 @@ module decides when, with the schedule, jitter, `Retry-After` and holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -174,23 +175,26 @@ class Lane:
                 self._start(live, [self.queue.popleft()], batched=False)
                 room -= 1
 
-    async def _fetch(self, now: float, limit: int) -> bool:
-        """Queue due deliveries; when there are none, sleep until the next falls due."""
+    async def _due(self, now: float, limit: int) -> list[Delivery]:
+        """Unclaimed deliveries due now; when there are none, sleep until the next one is
+        due (or the lane is woken) and return none."""
         spool = self.dispatcher.spool
         due = await spool.due(self.webhook_id, now, limit, self.claimed)
         if not due:
             next_due = await spool.next_due(self.webhook_id, after=now)
             await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
-            return False
+        return due
+
+    async def _fetch(self, now: float, limit: int) -> bool:
+        """Queue and claim due deliveries; False when there were none."""
+        due = await self._due(now, limit)
         self.queue.extend(due)
         self.claimed.update(delivery.id for delivery in due)
-        return True
+        return bool(due)
 
     async def _start_batch(self, live: LiveWebhook, size: int, max_wait: float, now: float) -> None:
-        due = await self.dispatcher.spool.due(self.webhook_id, now, size, self.claimed)
+        due = await self._due(now, size)
         if not due:
-            next_due = await self.dispatcher.spool.next_due(self.webhook_id, after=now)
-            await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
             return
         waited = now - min(delivery.created_at for delivery in due)
         if len(due) < size and waited < max_wait:
@@ -280,10 +284,6 @@ class Dispatcher:
                 lane.task = asyncio.create_task(lane.run(), name=f"lane:{webhook_id}")
             lane.wakeup.set()
 
-    def wake_all(self) -> None:
-        for lane in self.lanes.values():
-            lane.wakeup.set()
-
     async def remove(self, webhook_id: str) -> None:
         """A deleted webhook: stop its lane; in-flight attempts finish and are recorded."""
         lane = self.lanes.pop(webhook_id, None)
@@ -291,7 +291,8 @@ class Dispatcher:
             lane.wakeup.set()
             lane.task.cancel()
             await asyncio.gather(lane.task, return_exceptions=True)
-        self.metrics.circuit_open.remove(webhook_id) if lane and lane.breaker.is_open else None
+        with contextlib.suppress(KeyError):  # no series if its breaker never opened
+            self.metrics.circuit_open.remove(webhook_id)
 
     def in_flight(self) -> int:
         return sum(len(lane.sending) for lane in self.lanes.values())

@@ -112,7 +112,7 @@ async def test_webhook(request: web.Request) -> web.Response:
     result = await daemon.test_webhook(request.match_info["id"], event_name)
     if result is None:
         return _error(404, f"no webhook {request.match_info['id']!r} is loaded")
-    if "error" in result and result.get("status") is None and not result.get("sent"):
+    if not result["sent"]:  # refused before sending (an unknown event name)
         return _json(result, status=400)
     return _json(result)
 

@@ -87,9 +87,6 @@ def resolve_one(kind: str, name: str, sources: SecretSources) -> str:
     return _read_secret_file(Path(sources.credentials_directory) / name, reference)
 
 
-def resolve(text: str, sources: SecretSources) -> str:
-    """Replace every reference in `text` by its secret (a header may hold `Bearer ${env:T}`)."""
-    return _REFERENCE.sub(lambda match: resolve_one(match[1], match[2], sources), text)
 
 
 class Resolved:
@@ -123,3 +120,8 @@ def resolve_all(texts: list[str], sources: SecretSources) -> Resolved:
             if match[0] not in values:
                 values[match[0]] = resolve_one(match[1], match[2], sources)
     return Resolved(values)
+
+
+def resolve(text: str, sources: SecretSources) -> str:
+    """Replace every reference in `text` by its secret (a header may hold `Bearer ${env:T}`)."""
+    return resolve_all([text], sources).text(text)
