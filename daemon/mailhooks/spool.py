@@ -10,6 +10,7 @@ owns the connection; the event loop never blocks on the disk.
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -537,10 +538,7 @@ class Spool:
                 "DELETE FROM deliveries WHERE state IN ('delivered', 'dropped')"
                 " AND updated_at < ?", (cutoff,),
             ).rowcount
-            connection.execute(
-                "DELETE FROM events WHERE received_at < ? AND NOT EXISTS"
-                " (SELECT 1 FROM deliveries d WHERE d.event = events.id)", (cutoff,),
-            )
+            _forget_orphan_events(connection, received_before=cutoff)
             return removed
 
         removed = await self._write(update)
@@ -563,11 +561,17 @@ def _forget_history(connection: sqlite3.Connection, rows: int) -> int:
         "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
         " WHERE state IN ('delivered', 'dropped') ORDER BY updated_at LIMIT ?)", (rows,),
     ).rowcount
-    connection.execute(
-        "DELETE FROM events WHERE NOT EXISTS"
-        " (SELECT 1 FROM deliveries d WHERE d.event = events.id)"
-    )
+    _forget_orphan_events(connection, received_before=math.inf)
     return int(removed)
+
+
+def _forget_orphan_events(connection: sqlite3.Connection, received_before: float) -> None:
+    """Events left without deliveries; a younger one is kept to recognise its event_id
+    if a sender posts it again."""
+    connection.execute(
+        "DELETE FROM events WHERE received_at < ? AND NOT EXISTS"
+        " (SELECT 1 FROM deliveries d WHERE d.event = events.id)", (received_before,),
+    )
 
 
 def _compact(connection: sqlite3.Connection) -> None:
