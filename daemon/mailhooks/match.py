@@ -101,45 +101,57 @@ class Verdict:
 # at the webhooks filed under its own values, not at every webhook of its event type.
 _INDEX_ORDER: Final = ("sending_domain", "bridge", "sending_node", "dedicated_ip")
 
+# A webhook id and the filters an event found through the index still has to pass.
 _Entry = tuple[str, tuple[_CompiledFilter, ...]]
 
 
 class _EventIndex:
-    """The webhooks of one event name: unfiltered ones, and the rest by a filter value."""
+    """The webhooks of one event name: unfiltered ones, and the rest by a filter value.
+
+    One plain dict per field (wildcard domains under `domain_suffix`), so a lookup hashes a
+    string, and a field no webhook is filed under costs nothing.
+    """
 
     def __init__(self) -> None:
         self.unindexed: list[_Entry] = []
-        self.by_value: dict[tuple[str, str], list[_Entry]] = {}
+        self.by_field: dict[str, dict[str, list[_Entry]]] = {}
 
-    def add(self, entry: _Entry) -> None:
-        key_filter = _index_filter(entry[1])
+    def add(self, webhook_id: str, filters: tuple[_CompiledFilter, ...]) -> None:
+        key_filter = _index_filter(filters)
         if key_filter is None:
-            self.unindexed.append(entry)
+            self.unindexed.append((webhook_id, filters))
             return
-        keys = [(key_filter.field, value) for value in key_filter.exact]
-        keys += [("domain_suffix", suffix) for suffix in key_filter.suffixes]
-        for key in keys:
-            self.by_value.setdefault(key, []).append(entry)
+        # Finding the webhook under one of its own values already passes that filter, so
+        # the entry keeps only the others: most webhooks then need no check at all, and a
+        # big index touches less memory per event.
+        entry = (webhook_id, tuple(f for f in filters if f is not key_filter))
+        for field, values in ((key_filter.field, key_filter.exact),
+                              ("domain_suffix", key_filter.suffixes)):
+            for value in values:
+                self.by_field.setdefault(field, {}).setdefault(value, []).append(entry)
 
     def candidates(self, event: Event) -> list[_Entry]:
         found = list(self.unindexed)
-        if not self.by_value:
+        by_field = self.by_field
+        if not by_field:
             return found
-        lookup = self.by_value.get
         domain = event.sending_domain
         if domain is not None:
             normal = _normal_domain(domain)
-            found += lookup(("sending_domain", normal), ())
-            for suffix in _domain_suffixes(normal):
-                found += lookup(("domain_suffix", suffix), ())
+            if "sending_domain" in by_field:
+                found += by_field["sending_domain"].get(normal, ())
+            if "domain_suffix" in by_field:
+                suffixes = by_field["domain_suffix"]
+                for suffix in _domain_suffixes(normal):
+                    found += suffixes.get(suffix, ())
         for field in ("bridge", "sending_node"):
             value = getattr(event, field)
-            if value is not None:
-                found += lookup((field, value), ())
-        if event.dedicated_ip is not None:
+            if value is not None and field in by_field:
+                found += by_field[field].get(value, ())
+        if event.dedicated_ip is not None and "dedicated_ip" in by_field:
             address = _address(event.dedicated_ip)
             if address is not None:
-                found += lookup(("dedicated_ip", str(address)), ())
+                found += by_field["dedicated_ip"].get(str(address), ())
         return found
 
 
@@ -164,7 +176,7 @@ class Matcher:
                 continue
             names = EVENT_NAMES if hook.events == "all" else hook.events
             for name in names:
-                self._by_event[name].add((key, self._filters[key]))
+                self._by_event[name].add(key, self._filters[key])
 
     def __len__(self) -> int:
         return len(self._webhooks)
@@ -172,8 +184,8 @@ class Matcher:
     def match(self, event: Event) -> list[str]:
         """The ids of the active webhooks `event` goes to, in id order."""
         matched = {
-            key for key, filters in self._by_event[event.event].candidates(event)
-            if all(f.accepts(getattr(event, f.field)) for f in filters)
+            key for key, rest in self._by_event[event.event].candidates(event)
+            if not rest or all(f.accepts(getattr(event, f.field)) for f in rest)
         }
         return sorted(matched)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -193,3 +194,26 @@ def test_explain_agrees_with_match() -> None:
     for evt in events:
         explained = [v.webhook_id for v in matcher.explain(evt) if v.matched]
         assert explained == matcher.match(evt)
+
+
+def test_the_index_agrees_with_checking_every_webhook() -> None:
+    # The index skips the filter a webhook was found under and dedupes webhooks found
+    # under two of their values; explain() checks every filter of every webhook.
+    chance = random.Random(7)
+    domains = ["a.example.org", "b.a.example.org", "example.org", "mail.example.com"]
+    patterns = [*domains, "*.example.org", "*.a.example.org", "*.com"]
+    nodes, ips = ["smtp1", "smtp2"], ["192.0.2.1", "192.0.2.9", "198.51.100.3"]
+    ip_filters = [*ips, "192.0.2.0/29", "198.51.100.0/24"]
+    fields = {"sending_domain": (patterns, domains), "sending_node": (nodes, nodes),
+              "bridge": (nodes, nodes), "dedicated_ip": (ip_filters, ips)}
+    webhooks = {}
+    for index in range(200):
+        chosen = chance.sample(list(fields), chance.randint(0, 3))
+        filters = {field: chance.sample(fields[field][0], chance.randint(1, 2)) for field in chosen}
+        events = "all" if index % 4 == 0 else chance.sample(EVENT_NAMES, 2)
+        webhooks[f"w{index:03}"] = hook(f"W{index}", events, **filters)
+    matcher = Matcher(webhooks)
+    for _ in range(300):
+        values = {field: chance.choice(fields[field][1]) for field in fields if chance.random() < 0.8}
+        evt = event(chance.choice(EVENT_NAMES), **values)
+        assert matcher.match(evt) == [v.webhook_id for v in matcher.explain(evt) if v.matched]
