@@ -10,8 +10,8 @@ from benchmarks.harness import Row, Scale, rate_text, ratio_text
 
 async def run(scale: Scale) -> list[Row]:
     deliveries = scale.pick(12000, 3000)
-    single = await measure(deliveries)
-    many = await measure(deliveries // GROUP, webhooks=100)
+    [single] = await measure(deliveries)
+    [many] = await measure(deliveries // GROUP, webhooks=100)
     ratio = many["per_s"] / single["per_s"]
     return [Row(
         "fan-out, 100 webhooks, 3 match each event", rate_text(many["per_s"], "deliveries/s"),

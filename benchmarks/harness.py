@@ -16,6 +16,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -60,6 +61,34 @@ class Scale:
 
     def pick(self, full: Any, quick: Any) -> Any:
         return quick if self.quick else full
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Rounds of the daemon and its baseline, run alternately: a machine that slows down
+    for a few seconds then slows one round of each, not all of one side. The figures are
+    the medians; the ratio is the median of the rounds' own ratios."""
+
+    daemon: list[float]
+    baseline: list[float]
+
+    @property
+    def figure(self) -> float:
+        return statistics.median(self.daemon)
+
+    @property
+    def limit(self) -> float:
+        return statistics.median(self.baseline)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(d / b for d, b in zip(self.daemon, self.baseline, strict=True))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"daemon_rounds": [round(x, 1) for x in self.daemon],
+                "baseline_rounds": [round(x, 1) for x in self.baseline],
+                "round_ratios": [round(d / b, 3) for d, b in zip(self.daemon, self.baseline,
+                                                                  strict=True)]}
 
 
 def ratio_text(value: float) -> str:

@@ -32,7 +32,8 @@ def redact(
 
 
 def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
-    """`fmt` json or console; None picks console on a terminal and json otherwise."""
+    """`fmt` json or console; None picks console on a terminal and json otherwise.
+    Call it once, before anything logs (loggers keep the configuration of their first line)."""
     out = stream or sys.stdout
     if fmt is None:
         fmt = "console" if out.isatty() else "json"
@@ -57,7 +58,10 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
+        # Each module's logger is bound once, not on every call: an uncached proxy
+        # rebuilds its logger per line, even for a line its level filters out. Hence:
+        # configure once per process, before the first line.
+        cache_logger_on_first_use=True,
     )
     # Libraries log through the standard library (aiohttp's own errors): same lines.
     handler = logging.StreamHandler(out)
