@@ -33,8 +33,10 @@ BREAKER_THRESHOLD: Final = 5
 BREAKER_BASE_COOLDOWN: Final = 10.0
 BREAKER_MAX_COOLDOWN: Final = 300.0
 IDLE_RECHECK: Final = 60.0
-# Due deliveries fetched per query: enough to keep a lane busy between queries.
+# Due deliveries fetched per query: enough to keep a lane busy between queries; the
+# next query starts when the queue is down to LOW_WATER.
 PREFETCH: Final = 64
+LOW_WATER: Final = 16
 
 _log = log.get("mailhooks.dispatch")
 
@@ -121,9 +123,12 @@ class Breaker:
 class Lane:
     """One webhook's deliveries: fetched in batches, sent up to its concurrency, settled.
 
-    A delivery is *claimed* from the moment it is fetched until its outcome is committed,
-    so it is never fetched, and never sent, twice. The sending slot is freed as soon as
-    the answer is in: the next request does not wait for the previous one's commit.
+    The lane's own task fetches and keeps up to its concurrency of workers running; a
+    worker sends one delivery after another from the queue while the lane may send (no
+    hold, breaker closed, the same config), so a busy lane does not start a task or go
+    through its own loop per delivery. A delivery is *claimed* from the moment it is
+    fetched until its outcome is committed, so it is never fetched, and never sent,
+    twice; a worker does not wait for that commit before its next request.
     """
 
     def __init__(self, webhook_id: str, dispatcher: Dispatcher) -> None:
@@ -135,62 +140,80 @@ class Lane:
         self.queue: deque[Delivery] = deque()
         self.breaker = Breaker()
         self.task: asyncio.Task[None] | None = None
+        # True while the lane waits only for a free sending slot: new events cannot help,
+        # and a worker that ends wakes it anyway.
+        self.full = False
         self.wakeup.set()
 
     def concurrency(self, live: LiveWebhook) -> int:
+        if self.breaker.is_open:
+            return 1  # the probe
         if live.loaded.webhook.channel.type == "pushover":
             return PUSHOVER_CONCURRENCY
         batch = getattr(live.loaded.webhook.channel, "batch", None)
         return 1 if batch is not None else WEB_CONCURRENCY
 
+    def _held_until(self, live: LiveWebhook) -> float:
+        return max(
+            self.breaker.open_until if self.breaker.is_open else 0.0,
+            self.dispatcher.holds.get(live.loaded.webhook.channel.type, 0.0),
+        )
+
     async def run(self) -> None:
         """Start due deliveries while there is room; sleep until woken (new events, a
-        finished attempt) or until the next delivery falls due."""
+        worker done) or until the next delivery falls due."""
         dispatcher = self.dispatcher
         while not dispatcher.stopping.is_set():
             live = dispatcher.webhook(self.webhook_id)
             if live is None:
                 return
             now = time.time()
-            channel = live.loaded.webhook.channel
-            hold = max(
-                self.breaker.open_until if self.breaker.is_open else 0.0,
-                dispatcher.holds.get(channel.type, 0.0),
-            )
+            hold = self._held_until(live)
             if hold > now:
                 await self._sleep(hold - now)
                 continue
-            capacity = 1 if self.breaker.is_open else self.concurrency(live)
-            room = capacity - len(self.sending)
-            if room <= 0:
-                await self._sleep(IDLE_RECHECK)
-                continue
-            batch = getattr(channel, "batch", None)
+            batch = getattr(live.loaded.webhook.channel, "batch", None)
             if batch is not None:
-                await self._start_batch(live, batch.max_events, batch.max_wait, now)
+                if len(self.sending) < self.concurrency(live):
+                    await self._start_batch(live, batch.max_events, batch.max_wait, now)
+                else:
+                    await self._wait_for_room()
                 continue
-            if not self.queue and not await self._fetch(now, PREFETCH):
+            # Fetch before the queue runs dry, even while every slot is busy, so the
+            # workers find the next deliveries queued.
+            if len(self.queue) <= LOW_WATER and not await self._fetch(now, PREFETCH):
                 continue
+            room = self.concurrency(live) - len(self.sending)
             while room > 0 and self.queue:
                 self._start(live, [self.queue.popleft()], batched=False)
                 room -= 1
+            if room <= 0:
+                await self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        """Sleep until a worker ends or the queue runs low; new events cannot help."""
+        self.full = True
+        try:
+            await self._sleep(IDLE_RECHECK)
+        finally:
+            self.full = False
 
     async def _due(self, now: float, limit: int) -> list[Delivery]:
         """Unclaimed deliveries due now; when there are none, sleep until the next one is
         due (or the lane is woken) and return none."""
         spool = self.dispatcher.spool
         due = await spool.due(self.webhook_id, now, limit, self.claimed)
-        if not due:
+        if not due and not self.queue:
             next_due = await spool.next_due(self.webhook_id, after=now)
             await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
         return due
 
     async def _fetch(self, now: float, limit: int) -> bool:
-        """Queue and claim due deliveries; False when there were none."""
+        """Queue and claim due deliveries; False when the queue is still empty."""
         due = await self._due(now, limit)
         self.queue.extend(due)
         self.claimed.update(delivery.id for delivery in due)
-        return bool(due)
+        return bool(self.queue)
 
     async def _start_batch(self, live: LiveWebhook, size: int, max_wait: float, now: float) -> None:
         due = await self._due(now, size)
@@ -206,8 +229,7 @@ class Lane:
     async def _sleep(self, seconds: float) -> None:
         seconds = min(max(seconds, 0.001), IDLE_RECHECK)
         try:
-            # asyncio.timeout, not wait_for: no task per sleep, and a lane sleeps once
-            # per delivery when it is at its concurrency limit.
+            # asyncio.timeout, not wait_for: no task per sleep.
             async with asyncio.timeout(seconds):
                 await self.wakeup.wait()
         except TimeoutError:
@@ -215,41 +237,71 @@ class Lane:
         self.wakeup.clear()
 
     def _start(self, live: LiveWebhook, deliveries: list[Delivery], *, batched: bool) -> None:
-        task = asyncio.create_task(self._attempt(live, deliveries, batched))
+        task = asyncio.create_task(self._work(live, deliveries, batched))
         self.sending.add(task)
 
-    async def _attempt(self, live: LiveWebhook, deliveries: list[Delivery], batched: bool) -> None:
+    def _next(self, live: LiveWebhook) -> Delivery | None:
+        """The worker's next delivery, or None when it should end: nothing queued, the
+        lane stopping, its config reloaded, a hold or an open breaker, or more workers
+        than the concurrency allows."""
         dispatcher = self.dispatcher
+        if (not self.queue or dispatcher.stopping.is_set()
+                or dispatcher.webhook(self.webhook_id) is not live
+                or len(self.sending) > self.concurrency(live)
+                or self._held_until(live) > time.time()):
+            return None
+        if len(self.queue) == LOW_WATER:
+            self.wakeup.set()  # fetch more while the workers go on
+        return self.queue.popleft()
+
+    async def _work(self, live: LiveWebhook, deliveries: list[Delivery], batched: bool) -> None:
         current = asyncio.current_task()
-        results: list[AttemptResult] = []
         try:
-            message = message_for(deliveries, batched)
-            started, clock = time.time(), time.perf_counter()
-            try:
-                outcome = await live.sender.send(message)
-            except Exception as error:  # a channel bug must not lose the delivery
-                outcome = Outcome(ok=False, retry=True,
-                                  error=f"internal error: {type(error).__name__}")
-                _log.exception("channel_error", webhook=self.webhook_id)
-            duration = outcome.duration_ms or (time.perf_counter() - clock) * 1000
-            results = dispatcher.settle(self, live, deliveries, outcome, duration, started)
+            while True:
+                try:
+                    results = await self._attempt(live, deliveries, batched)
+                except BaseException:  # cancelled at shutdown: still pending in the spool
+                    self.claimed.difference_update(delivery.id for delivery in deliveries)
+                    raise
+                self._record(deliveries, results)
+                following = None if batched else self._next(live)
+                if following is None:
+                    return
+                deliveries = [following]
         finally:
-            # The slot is free as soon as the answer is in; the deliveries stay claimed
-            # until their outcome is on disk.
             if current is not None:
                 self.sending.discard(current)
             self.wakeup.set()
+
+    async def _attempt(
+        self, live: LiveWebhook, deliveries: list[Delivery], batched: bool
+    ) -> list[AttemptResult]:
+        message = message_for(deliveries, batched)
+        started, clock = time.time(), time.perf_counter()
         try:
-            if results:
-                await dispatcher.spool.record(results)
-        except Exception:
-            # Unrecorded means still pending: the delivery is retried, never lost.
-            _log.exception("record_failed", webhook=live.id, deliveries=len(results))
-        finally:
-            self.claimed.difference_update(delivery.id for delivery in deliveries)
-            if any(result.state == "pending" for result in results):
-                # A retry's new due time is visible only now: look again.
-                self.wakeup.set()
+            outcome = await live.sender.send(message)
+        except Exception as error:  # a channel bug must not lose the delivery
+            outcome = Outcome(ok=False, retry=True,
+                              error=f"internal error: {type(error).__name__}")
+            _log.exception("channel_error", webhook=self.webhook_id)
+        duration = outcome.duration_ms or (time.perf_counter() - clock) * 1000
+        return self.dispatcher.settle(self, live, deliveries, outcome, duration, started)
+
+    def _record(self, deliveries: list[Delivery], results: list[AttemptResult]) -> None:
+        """Store the outcomes; the deliveries stay claimed until they are on disk."""
+        ids = [delivery.id for delivery in deliveries]
+        retry = any(result.state == "pending" for result in results)
+
+        def stored(future: asyncio.Future[None]) -> None:
+            self.claimed.difference_update(ids)
+            if not future.cancelled() and future.exception() is not None:
+                # Unrecorded means still pending: the delivery is retried, never lost.
+                _log.error("record_failed", webhook=self.webhook_id, deliveries=len(ids),
+                           error=str(future.exception()))
+            if retry:
+                self.wakeup.set()  # a retry's new due time is visible only now: look again
+
+        self.dispatcher.spool.record_soon(results).add_done_callback(stored)
 
 
 class Dispatcher:
@@ -282,7 +334,8 @@ class Dispatcher:
                     continue
                 lane = self.lanes[webhook_id] = lane or Lane(webhook_id, self)
                 lane.task = asyncio.create_task(lane.run(), name=f"lane:{webhook_id}")
-            lane.wakeup.set()
+            if not lane.full:
+                lane.wakeup.set()
 
     async def remove(self, webhook_id: str) -> None:
         """A deleted webhook: stop its lane; in-flight attempts finish and are recorded."""

@@ -10,6 +10,7 @@ owns the connection; the event loop never blocks on the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sqlite3
@@ -22,6 +23,8 @@ from typing import Any, Final, TypeVar
 
 SCHEMA_VERSION: Final = 1
 _MAX_GROUP: Final = 512
+# Seconds attempt outcomes may wait for others to share their commit.
+RECORD_LINGER: Final = 0.01
 HISTORY_EVICTION_ROWS: Final = 1000
 # SQLite allows 32,766 parameters per statement; an event row takes 5.
 _ROWS_PER_STATEMENT: Final = 5000
@@ -231,16 +234,29 @@ class Spool:
     # -- the group-commit writer ----------------------------------------------------
 
     async def _write(self, operation: Callable[[sqlite3.Connection], T] | _Intake | _Record) -> T:
+        return await self._enqueue(operation)
+
+    def _enqueue(
+        self, operation: Callable[[sqlite3.Connection], T] | _Intake | _Record
+    ) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((operation, future))
-        return await future
+        return future
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < _MAX_GROUP and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            self._take_queued(batch)
+            if all(isinstance(operation, _Record) for operation, _ in batch):
+                # Nobody waits for outcomes to be stored (the delivery is done), so they
+                # gather for a moment and share a commit's fsync; anything else queued
+                # meanwhile ends the wait.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECORD_LINGER):
+                        while len(batch) < _MAX_GROUP and isinstance(batch[-1][0], _Record):
+                            batch.append(await self._queue.get())
+                self._take_queued(batch)
             try:
                 results = await loop.run_in_executor(self._executor, self._commit, batch)
             except Exception as error:  # the commit failed: nobody in the batch is durable
@@ -252,6 +268,10 @@ class Spool:
                     else:
                         future.set_result(result)
                 self._queue.task_done()
+
+    def _take_queued(self, batch: list[_Op]) -> None:
+        while len(batch) < _MAX_GROUP and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     def _commit(self, batch: list[_Op]) -> list[Any]:
         """One transaction for everything queued: intake merged into one insert, every
@@ -448,9 +468,14 @@ class Spool:
         return await self._read(query)
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Store attempt outcomes; every record of one commit is one statement."""
+        """Store attempt outcomes; returns once they are committed."""
+        await self.record_soon(results)
+
+    def record_soon(self, results: Sequence[AttemptResult]) -> asyncio.Future[None]:
+        """Queue attempt outcomes for a coming commit (all of its outcomes are one
+        statement); the future is done once they are committed."""
         now = time.time()
-        await self._write(_Record([
+        return self._enqueue(_Record([
             (r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
             for r in results
         ]))
