@@ -6,12 +6,13 @@ import asyncio
 import base64
 import json
 import time
+import unittest.mock
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from aiohttp import web
+from aiohttp import StreamReader, web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import mailhooks
@@ -20,6 +21,7 @@ from mailhooks.channels.web import (
     SigningKeyError,
     WebSender,
     parse_retry_after,
+    read_excerpt,
     signing_key,
 )
 from mailhooks.settings import Settings
@@ -316,6 +318,21 @@ async def test_body_excerpt_is_capped_at_512_bytes(
     receiver.respond = answer(500, b"e" * 100_000)
     outcome = await make_web(receiver.url).send(make_message())
     assert outcome.body_excerpt == "e" * 512
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["answer-complete", "answer-streaming"])
+@pytest.mark.parametrize("size", [0, 10, 512, 2000])
+async def test_read_excerpt_takes_at_most_512_bytes(complete: bool, size: int) -> None:
+    # Complete answers are taken from the buffer at once; others are read as they come.
+    protocol = unittest.mock.Mock(_reading_paused=False)
+    content = StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
+    body = bytes(range(256)) * 8
+    content.feed_data(body[:size])
+    if complete:
+        content.feed_eof()
+    else:
+        asyncio.get_running_loop().call_later(0.01, content.feed_eof)
+    assert await read_excerpt(content) == body[:min(size, 512)]
 
 
 async def test_plain_http_refused_unless_allowed(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import http
 import ssl
@@ -64,7 +63,7 @@ def sign(keys: list[bytes], message_id: str, timestamp: int, body: bytes) -> str
     """The `webhook-signature` header value: `v1,<sig>` per key, space-separated."""
     signed = f"{message_id}.{timestamp}.".encode() + body
     return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
+        "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode("ascii")
         for key in keys
     )
 
@@ -140,6 +139,8 @@ def one_line(text: str, limit: int = 300) -> str:
 
 async def read_excerpt(content: aiohttp.StreamReader, limit: int = BODY_EXCERPT_BYTES) -> bytes:
     """At most `limit` bytes of a response body; the rest is never read."""
+    if content.is_eof():  # the whole answer is in already, as a short one usually is
+        return content.read_nowait(limit)
     data = bytearray()
     while len(data) < limit:
         chunk = await content.read(limit - len(data))
