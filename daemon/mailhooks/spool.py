@@ -181,6 +181,7 @@ class Spool:
         return spool
 
     def _connect(self) -> None:
+        _check_sqlite()
         existed = self.path.exists() and self.path.stat().st_size > 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -584,6 +585,29 @@ class Spool:
         if removed:
             await self._maintain(_compact)
         return removed
+
+
+MIN_SQLITE: Final = (3, 33, 0)
+
+
+def _check_sqlite() -> None:
+    """The spool's statements need UPDATE ... FROM (SQLite 3.33) and the JSON functions
+    (built in since 3.38, and in nearly every build before)."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise SpoolError(
+            f"the spool needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python "
+            f"uses {sqlite3.sqlite_version}"
+        )
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("SELECT json_extract('[1]', '$[0]')").fetchall()
+    except sqlite3.OperationalError:
+        raise SpoolError(
+            f"the spool needs SQLite's JSON functions; this Python's SQLite "
+            f"{sqlite3.sqlite_version} was built without them"
+        ) from None
+    finally:
+        probe.close()
 
 
 # Reads use fetchall(): a cursor left open keeps its read transaction, and with it a

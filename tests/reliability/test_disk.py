@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from mailhooks.spool import Spool, SpoolError
 from tests.reliability.conftest import closed_port, deliveries, log_lines
 from tests.utils import DaemonProcess, Receiver, event, wait_until
 
@@ -221,3 +222,13 @@ async def test_retained_delivered_rows_never_keep_intake_refused(daemon: DaemonP
     finally:
         up.set()
         await receiver.stop()
+
+
+async def test_an_sqlite_too_old_for_the_spool_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(SpoolError, match=r"needs SQLite 3\.33\.0 or newer; this Python uses 3\.31\.1"):
+        await Spool.open(tmp_path / "spool.db", max_bytes=1 << 20, retention=60)
+    assert not (tmp_path / "spool.db").exists()
