@@ -18,9 +18,9 @@ from benchmarks.harness import (
     receiver,
     running_daemon,
     scratch,
-    wait_until,
     web_webhook,
 )
+from tests.utils import wait_until
 
 RATE = 1000
 

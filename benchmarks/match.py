@@ -37,7 +37,7 @@ def webhook(index: int, chance: random.Random) -> Webhook:
     else:
         events = "all" if group % 5 == 0 else [primary, *chance.sample(others, 2)]
     flavour = group % 10
-    filters: dict[str, list[str]]
+    filters: dict[str, Any]
     if flavour < 6:
         filters = {"sending_domain": [f"mail{group}.example.com"]}
     elif flavour < 9:

@@ -22,12 +22,12 @@ from benchmarks.harness import (
     receiver,
     running_daemon,
     scratch,
-    wait_until,
     web_webhook,
 )
 from mailhooks.events import EVENT_NAMES
 from mailhooks.settings import Limits, Settings
 from mailhooks.webhooks.load import load_directory
+from tests.utils import wait_until
 
 WEBHOOKS = 1000
 RATE = 300

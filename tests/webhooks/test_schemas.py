@@ -139,7 +139,7 @@ def test_systemd_example_config_is_valid_for_the_schema() -> None:
 
 def test_the_schema_rejects_what_the_loader_rejects() -> None:
     validator = Draft202012Validator(committed("webhook.schema.json"))
-    good = {"name": "x", "events": ["delivered"],
+    good: dict[str, Any] = {"name": "x", "events": ["delivered"],
             "channel": {"type": "web", "url": "https://a.example.com/"}}
     assert validator.is_valid(good)
     bad_cases: list[dict[str, Any]] = [
