@@ -2,13 +2,13 @@
 answers 202, on uvloop when it is installed (as the daemon is).
 
     python -m benchmarks.bare SOCKET
+    python -m benchmarks.bare 127.0.0.1:PORT      # on TCP, for the channel benchmark
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 from aiohttp import web
 
@@ -22,13 +22,17 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def serve(path: Path) -> None:
+async def serve(where: str) -> None:
     app = web.Application(client_max_size=10 * 1024 * 1024)
     app.router.add_post("/events", accept)
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.UnixSite(runner, str(path)).start()
+    host, _, port = where.rpartition(":")
+    if host and port.isdigit():
+        await web.TCPSite(runner, host, int(port)).start()
+    else:
+        await web.UnixSite(runner, where).start()
     await asyncio.Event().wait()
 
 
@@ -40,7 +44,7 @@ def main() -> int:
     except ImportError:
         run = asyncio.run  # type: ignore[assignment]
     try:
-        run(serve(Path(sys.argv[1])))
+        run(serve(sys.argv[1]))
     except KeyboardInterrupt:
         pass
     return 0

@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks.harness import (
+    Daemon,
     Paired,
+    Receiver,
     Row,
     Scale,
     loadgen,
@@ -24,9 +26,9 @@ from benchmarks.harness import (
     receiver,
     running_daemon,
     scratch,
-    wait_until,
     web_webhook,
 )
+from tests.utils import wait_until
 
 GROUP = 3  # in the fan-out case every event matches this many webhooks
 
@@ -50,35 +52,42 @@ async def measure(events: int, webhooks: int = 1, rounds: int = 1,
                 for index in range(webhooks)
             }
             nodes, per_event = groups, GROUP
-        total = events * per_event
         config = {"limits": {"max_webhooks": max(100, webhooks)}}
         figures = []
         with scratch() as root:
             async with running_daemon(root, config, hooks) as daemon:
                 for _ in range(rounds):
-                    endpoint.gate.clear()
-                    endpoint.count = 0
-                    fill = await prefill(daemon.socket, events, nodes=nodes)
-                    cpu = daemon.cpu()
-                    started = time.monotonic()
-                    endpoint.gate.set()
-                    await wait_until(lambda: endpoint.count >= total, 600, "the deliveries",
-                                     interval=0.005)
-                    received = time.monotonic() - started
-                    await wait_until(lambda: _drained(daemon), 120, "the spool to drain", 0.1)
-                    recorded = time.monotonic() - started
-                    cpu = daemon.cpu() - cpu
-                    figures.append({
-                        "deliveries": total, "per_s": total / received,
-                        "recorded_per_s": total / recorded, "prefill_s": round(fill, 2),
-                        "daemon_cpu_percent": round(cpu / recorded * 100),
-                    })
+                    figures.append(await deliver_round(daemon, endpoint, events, nodes, per_event))
                     if between is not None:
                         await between()
     return figures
 
 
-async def _drained(daemon: Any) -> bool:
+async def deliver_round(daemon: Daemon, endpoint: Receiver, events: int, nodes: int = 0,
+                        per_event: int = 1) -> dict[str, Any]:
+    """Spool `events` while the receiver holds every request, then open it: the rate at
+    which deliveries reach it, the rate at which their outcomes are recorded, and the
+    CPU the daemon (all of it, and its event loop's thread) spent per delivery."""
+    endpoint.gate.clear()
+    endpoint.count = 0
+    fill = await prefill(daemon.socket, events, nodes=nodes)
+    total = events * per_event
+    cpu, loop_cpu = daemon.cpu(), daemon.main_thread_cpu()
+    started = time.monotonic()
+    endpoint.gate.set()
+    await wait_until(lambda: endpoint.count >= total, 600, "the deliveries", interval=0.005)
+    received = time.monotonic() - started
+    await wait_until(lambda: _drained(daemon), 120, "the spool to drain", 0.05)
+    recorded = time.monotonic() - started
+    return {
+        "deliveries": total, "per_s": total / received, "recorded_per_s": total / recorded,
+        "prefill_s": round(fill, 2),
+        "daemon_cpu_percent": round((daemon.cpu() - cpu) / recorded * 100),
+        "loop_us_per_delivery": round((daemon.main_thread_cpu() - loop_cpu) / total * 1e6),
+    }
+
+
+async def _drained(daemon: Daemon) -> bool:
     return bool(await daemon.pending() == 0)
 
 

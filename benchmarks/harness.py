@@ -138,10 +138,11 @@ def vm_rss_kib(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds a process (or one of its threads) has used so far."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
@@ -189,6 +190,10 @@ class Daemon(DaemonProcess):
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def main_thread_cpu(self) -> float:
+        """CPU seconds of the thread that runs the event loop."""
+        return cpu_seconds(self.pid, thread=self.pid)
 
     def logs(self) -> str:  # type: ignore[override]
         return self.logs_text()
