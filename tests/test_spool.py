@@ -1,0 +1,91 @@
+"""The spool on a real SQLite file: group commits that merge intake, duplicates within one
+commit and across commits, and attempt outcomes that wait to share a commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mailhooks.spool import AttemptResult, NewEvent, Spool
+
+
+def new_event(event_id: str, *webhooks: str) -> NewEvent:
+    payload = f'{{"event":"delivered","event_id":"{event_id}"}}'.encode()
+    return NewEvent(event_id, "delivered", f"m-{event_id}", payload, webhooks or ("hook",))
+
+
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
+    opened = await Spool.open(tmp_path / "spool.db", max_bytes=1 << 30, retention=3600)
+    yield opened
+    await opened.close()
+
+
+async def test_requests_sharing_a_commit_spool_a_repeated_event_id_once(spool: Spool) -> None:
+    # Queued together, the three requests are one commit: the second and third repeat
+    # the first's event, and the third also its own.
+    counts = await asyncio.gather(
+        spool.add([new_event("a", "hook", "crm")]),
+        spool.add([new_event("a"), new_event("b")]),
+        spool.add([new_event("b"), new_event("b"), new_event("c")]),
+    )
+    assert list(counts) == [1, 1, 1]
+    pending = await spool.due("hook", time.time() + 1, 10)
+    assert [delivery.event_id for delivery in pending] == ["a", "b", "c"]
+    assert [delivery.event_id for delivery in await spool.due("crm", time.time() + 1, 10)] == ["a"]
+    assert pending[0].payload == b'{"event":"delivered","event_id":"a"}'
+
+
+async def test_an_event_id_seen_in_an_earlier_commit_is_acknowledged_not_spooled(
+    spool: Spool,
+) -> None:
+    assert await spool.add([new_event("a")]) == 1
+    assert await spool.add([new_event("a"), new_event("b")]) == 1
+    assert len(await spool.due("hook", time.time() + 1, 10)) == 2
+
+
+async def test_outcomes_queued_before_intake_are_committed_with_it(spool: Spool) -> None:
+    await spool.add([new_event("a"), new_event("b")])
+    first, second = await spool.due("hook", time.time() + 1, 10)
+    later = time.time() + 600
+    stored = spool.record_soon([
+        AttemptResult(first.id, "delivered", 1, time.time(), 200, None),
+        AttemptResult(second.id, "pending", 1, later, 503, "HTTP 503 Service Unavailable"),
+    ])
+    # Intake queued while the outcomes wait for company ends the wait.
+    assert await spool.add([new_event("c")]) == 1
+    await stored
+    records = {record.event_id: record for record in await spool.deliveries()}
+    assert records["a"].state == "delivered" and records["a"].last_status == 200
+    assert records["b"].state == "pending" and records["b"].attempts == 1
+    assert records["b"].next_attempt_at == pytest.approx(later)
+    assert records["b"].last_error == "HTTP 503 Service Unavailable"
+    assert records["c"].state == "pending" and records["c"].attempts == 0
+
+
+async def test_an_outcome_never_overwrites_a_delivery_no_longer_pending(spool: Spool) -> None:
+    await spool.add([new_event("a")])
+    [delivery] = await spool.due("hook", time.time() + 1, 10)
+    await spool.record([AttemptResult(delivery.id, "failed", 7, time.time(), 500, "gave up")])
+    await spool.record([AttemptResult(delivery.id, "delivered", 8, time.time(), 200, None)])
+    [record] = await spool.deliveries()
+    assert (record.state, record.attempts, record.last_error) == ("failed", 7, "gave up")
+
+
+async def test_close_commits_outcomes_still_queued(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = await Spool.open(path, max_bytes=1 << 30, retention=3600)
+    await spool.add([new_event("a")])
+    [delivery] = await spool.due("hook", time.time() + 1, 10)
+    spool.record_soon([AttemptResult(delivery.id, "delivered", 1, time.time(), 200, None)])
+    await spool.close()
+    reopened = await Spool.open(path, max_bytes=1 << 30, retention=3600)
+    try:
+        [record] = await reopened.deliveries()
+        assert record.state == "delivered"
+    finally:
+        await reopened.close()
