@@ -85,7 +85,7 @@ class Daemon:
         spooled = await self.spool.add(batch)
         counted = Counter(event.event for event in events)
         for name, count in counted.items():
-            self.metrics.events_received.labels(name).inc(count)
+            self.metrics.received_by(name).inc(count)
         _log.info("events_accepted", events=len(events), spooled=spooled,
                   duplicates=len(events) - spooled, deliveries=deliveries)
         self.dispatcher.wake(targets)
@@ -197,7 +197,7 @@ class Daemon:
             await self.dispatcher.remove(removed)
             dropped = await self.spool.drop_webhook(removed)
             if dropped:
-                self.metrics.deliveries.labels(removed, "dropped").inc(dropped)
+                self.metrics.deliveries_by(removed, "dropped").inc(dropped)
             _log.warning("webhook_removed", webhook=removed, dropped_deliveries=dropped)
         self.dispatcher.wake(
             key for key, hook in live.webhooks.items() if previous.webhooks.get(key) is not hook

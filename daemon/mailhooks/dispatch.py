@@ -397,7 +397,7 @@ class Dispatcher:
             results.append(AttemptResult(delivery.id, state, attempt, next_at,
                                          outcome.status, outcome.error))
             label = {"delivered": "success", "failed": "failed"}.get(state, "retry")
-            self.metrics.deliveries.labels(live.id, label).inc()
+            self.metrics.deliveries_by(live.id, label).inc()
             _log.info(
                 "delivery_attempt", webhook=live.id, delivery=delivery.id,
                 event_id=delivery.event_id, message_id=delivery.message_id, attempt=attempt,
@@ -406,7 +406,7 @@ class Dispatcher:
                     round(next_at - now, 1) if state == "pending" else None
                 ),
             )
-        self.metrics.delivery_latency.labels(live.id).observe(duration_ms / 1000)
+        self.metrics.delivery_latency_by(live.id).observe(duration_ms / 1000)
         self._breaker(lane, live.id, outcome, now, started)
         return results
 

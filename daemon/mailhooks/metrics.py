@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import time
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from mailhooks.spool import SpoolStats
+
+MetricT = TypeVar("MetricT", Counter, Histogram)
+
+
+class Children(Generic[MetricT]):
+    """A labelled metric's series by label values, each looked up once: `labels()` takes a
+    lock and checks its values on every call, and the hot paths count every event."""
+
+    def __init__(self, metric: MetricT) -> None:
+        self._metric: MetricT = metric
+        self._children: dict[tuple[str, ...], MetricT] = {}
+
+    def __call__(self, *values: str) -> MetricT:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -68,6 +86,10 @@ class Metrics:
             "mailhooks_pushover_app_remaining", "Pushover messages left this month "
             "(X-Limit-App-Remaining).", registry=r,
         )
+
+        self.received_by = Children(self.events_received)
+        self.deliveries_by = Children(self.deliveries)
+        self.delivery_latency_by = Children(self.delivery_latency)
 
     def observe_stats(self, stats: SpoolStats) -> None:
         self.queue_depth.set(stats.pending)
