@@ -4,6 +4,7 @@ commit and across commits, and attempt outcomes that wait to share a commit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -89,3 +90,18 @@ async def test_close_commits_outcomes_still_queued(tmp_path: Path) -> None:
         assert record.state == "delivered"
     finally:
         await reopened.close()
+
+
+async def test_due_deliveries_carry_their_payload_byte_for_byte(spool: Spool) -> None:
+    payload = json.dumps({"event": "delivered", "email": "zoë@exämple.com", "subject": "🎉 \"hi\"\n",
+                          "path": "C:\\\\x", "raw": "\u001e"}, ensure_ascii=False).encode()
+    await spool.add([NewEvent("a", "delivered", "m-a", payload, ("hook",)),
+                     NewEvent("b", "delivered", "m-b", b'{"event":"delivered"}', ("hook",))])
+    first, second = await spool.due("hook", time.time() + 1, 10)
+    assert (first.event_id, first.payload) == ("a", payload)
+    assert (second.event_id, second.payload) == ("b", b'{"event":"delivered"}')
+    assert (first.webhook_id, first.message_id, first.event_name, first.attempts) == (
+        "hook", "m-a", "delivered", 0)
+    assert first.created_at == pytest.approx(time.time(), abs=5)
+    # Claimed deliveries are skipped, and the limit counts only the rest.
+    assert [d.event_id for d in await spool.due("hook", time.time() + 1, 1, skip={first.id})] == ["b"]
