@@ -86,7 +86,8 @@ class Daemon:
         counted = Counter(event.event for event in events)
         for name, count in counted.items():
             self.metrics.received_by(name).inc(count)
-        _log.info("events_accepted", events=len(events), spooled=spooled,
+        # Per request, so debug (see Dispatcher.settle); the metrics count every event.
+        _log.debug("events_accepted", events=len(events), spooled=spooled,
                   duplicates=len(events) - spooled, deliveries=deliveries)
         self.dispatcher.wake(targets)
         return spooled

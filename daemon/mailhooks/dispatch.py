@@ -398,7 +398,13 @@ class Dispatcher:
                                          outcome.status, outcome.error))
             label = {"delivered": "success", "failed": "failed"}.get(state, "retry")
             self.metrics.deliveries_by(live.id, label).inc()
-            _log.info(
+            # A success is counted in the metrics and logged at debug only: a line per
+            # delivery at info would pass journald's rate limit (10,000 lines per 30 s by
+            # default) at a few hundred deliveries/s and hide the warnings with it.
+            line = _log.debug if state == "delivered" else (
+                _log.info if state == "pending" else _log.warning
+            )
+            line(
                 "delivery_attempt", webhook=live.id, delivery=delivery.id,
                 event_id=delivery.event_id, message_id=delivery.message_id, attempt=attempt,
                 status=outcome.status, duration_ms=round(duration_ms, 1), outcome=label,

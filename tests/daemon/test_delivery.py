@@ -284,3 +284,35 @@ async def test_410_gone_ends_retries_and_redirects_are_failures(
     await wait_until(both_failed, what="both deliveries failed")
     paths = [request for request in receiver.requests]
     assert sum(1 for r in paths if r.headers.get("webhook-id") == "e1") == 3  # 1 gone + 2 moved
+
+
+async def test_at_info_only_retries_and_failures_are_logged_per_attempt(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    async def by_path(_r: Receiver, request: web.Request) -> web.Response:
+        return web.Response(status={"/hook/ok": 200, "/hook/gone": 410}.get(request.path, 503))
+
+    receiver.handler = by_path
+    daemon.config["log"] = {"format": "json", "level": "info"}
+    daemon.add_webhook("ok", receiver.url + "/ok")
+    daemon.add_webhook("gone", receiver.url + "/gone")
+    daemon.add_webhook("down", receiver.url + "/down", channel={"retry_schedule": [60]})
+    await daemon.start()
+    assert (await daemon.post(event(1)))[0] == 202
+
+    def attempts() -> dict[str, str]:
+        return {str(line["webhook"]): str(line["level"]) for line in daemon.logs()
+                if line.get("event") == "delivery_attempt"}
+
+    await wait_until(lambda: len(receiver.requests) == 3 and {"gone", "down"} <= set(attempts()),
+                     what="the three first attempts")
+
+    async def recorded() -> bool:
+        _, answer = await daemon.request("GET", "/deliveries?state=delivered")
+        return len(answer["deliveries"]) == 1
+
+    await wait_until(recorded, what="the success to be recorded")
+    assert attempts() == {"gone": "warning", "down": "info"}
+    assert not any(line.get("event") == "events_accepted" for line in daemon.logs())
+    _, metrics = await daemon.request("GET", "/metrics")
+    assert 'mailhooks_deliveries_total{outcome="success",webhook="ok"} 1.0' in metrics
