@@ -73,6 +73,17 @@ async def _ok(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
     return web.Response(status=200, text="ok")
 
 
+def held_until(released: asyncio.Event) -> Handler:
+    """A handler that keeps every request waiting until `released` is set, then answers
+    200: an endpoint that is down without refusing connections, or merely slow."""
+
+    async def held(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
+        await released.wait()
+        return web.Response(status=200)
+
+    return held
+
+
 @dataclass
 class Receiver:
     """An endpoint on 127.0.0.1 that records every request; `handler` decides the answer."""

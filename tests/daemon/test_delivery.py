@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from tests.utils import DaemonProcess, Receiver, event, wait_until
+from tests.utils import DaemonProcess, Receiver, event, held_until, wait_until
 
 
 async def test_delivery_is_signed_and_verifiable(daemon: DaemonProcess, receiver: Receiver) -> None:
@@ -96,12 +96,7 @@ async def test_a_slow_endpoint_does_not_delay_a_fast_one(
     daemon: DaemonProcess, receiver: Receiver
 ) -> None:
     release = asyncio.Event()
-
-    async def stuck(_r: Receiver, _request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=200)
-
-    slow = await Receiver(handler=stuck).start()
+    slow = await Receiver(handler=held_until(release)).start()
     try:
         daemon.add_webhook("fast", receiver.url)
         daemon.add_webhook("slow", slow.url, channel={"timeout": 60})

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from mailhooks.spool import Spool, SpoolError
 from tests.reliability.conftest import closed_port, deliveries, log_lines
-from tests.utils import DaemonProcess, Receiver, event, wait_until
+from tests.utils import DaemonProcess, Receiver, event, held_until, wait_until
 
 MAX_BYTES = 262144
 BATCH = 20
@@ -38,12 +37,7 @@ async def test_a_full_spool_refuses_whole_batches_and_resumes_once_drained(
     # test_endpoint_faults for the breaker): it takes connections and never answers,
     # until it comes back up.
     up = asyncio.Event()
-
-    async def down_until_up(_r: Receiver, _request: web.Request) -> web.Response:
-        await up.wait()
-        return web.Response(status=200)
-
-    receiver = await Receiver(handler=down_until_up).start()
+    receiver = await Receiver(handler=held_until(up)).start()
     daemon.config["spool"] = {"max_bytes": MAX_BYTES, "retention": 0}
     daemon.add_webhook("crm", receiver.url, channel={"timeout": 120})
     await daemon.start()
@@ -190,12 +184,7 @@ async def test_retained_delivered_rows_never_keep_intake_refused(daemon: DaemonP
     its receiver was down must take events again once everything is delivered: history
     kept for operators may not refuse new events (they would be lost at the sender)."""
     up = asyncio.Event()
-
-    async def down_until_up(_r: Receiver, _request: web.Request) -> web.Response:
-        await up.wait()
-        return web.Response(status=200)
-
-    receiver = await Receiver(handler=down_until_up).start()
+    receiver = await Receiver(handler=held_until(up)).start()
     try:
         daemon.config["spool"] = {"max_bytes": MAX_BYTES}  # retention: the default
         daemon.add_webhook("crm", receiver.url, channel={"timeout": 120})
