@@ -71,8 +71,8 @@ async def test_outcomes_queued_before_intake_are_committed_with_it(spool: Spool)
 async def test_an_outcome_never_overwrites_a_delivery_no_longer_pending(spool: Spool) -> None:
     await spool.add([new_event("a")])
     [delivery] = await spool.due("hook", time.time() + 1, 10)
-    await spool.record([AttemptResult(delivery.id, "failed", 7, time.time(), 500, "gave up")])
-    await spool.record([AttemptResult(delivery.id, "delivered", 8, time.time(), 200, None)])
+    await spool.record_soon([AttemptResult(delivery.id, "failed", 7, time.time(), 500, "gave up")])
+    await spool.record_soon([AttemptResult(delivery.id, "delivered", 8, time.time(), 200, None)])
     [record] = await spool.deliveries()
     assert (record.state, record.attempts, record.last_error) == ("failed", 7, "gave up")
 

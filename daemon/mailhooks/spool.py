@@ -476,10 +476,6 @@ class Spool:
 
         return await self._read(query)
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Store attempt outcomes; returns once they are committed."""
-        await self.record_soon(results)
-
     def record_soon(self, results: Sequence[AttemptResult]) -> asyncio.Future[None]:
         """Queue attempt outcomes for a coming commit (all of its outcomes are one
         statement); the future is done once they are committed."""
