@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -41,6 +42,26 @@ FILTER_FIELDS: Final = ("sending_domain", "sending_node", "bridge", "dedicated_i
 Scalar = Annotated[str, Field(max_length=1000)] | int | float | bool
 MetadataKey = Annotated[str, Field(min_length=1, max_length=100)]
 ShortText = Annotated[str, Field(max_length=1000)]
+
+
+IDS_PER_DRAW: Final = 256
+_unused_ids: deque[str] = deque()
+# A forked child must not hand out the ids its parent still holds.
+os.register_at_fork(after_in_child=_unused_ids.clear)
+
+
+def new_event_id() -> str:
+    """128 random bits as hex: as unique as a UUID4, at a tenth of its cost.
+
+    Drawn from os.urandom 256 at a time: the call releases the GIL, and beside the
+    spool's threads the event loop can wait longer to get it back than the id takes.
+    A deque's popleft is atomic, so two threads never get the same id."""
+    while True:
+        try:
+            return _unused_ids.popleft()
+        except IndexError:
+            block = os.urandom(16 * IDS_PER_DRAW).hex()
+            _unused_ids.extend(block[start:start + 32] for start in range(0, len(block), 32))
 
 
 class Event(BaseModel):
@@ -111,8 +132,7 @@ class Event(BaseModel):
         elif moment.utcoffset():
             self.timestamp = moment.astimezone(UTC)
         if self.event_id is None:
-            # 128 random bits as hex: as unique as a UUID4, a tenth of its cost.
-            self.event_id = os.urandom(16).hex()
+            self.event_id = new_event_id()
         return self
 
     def payload(self) -> dict[str, Any]:
