@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,10 +58,12 @@ async def serve_app(
 
 @dataclass
 class Received:
-    headers: dict[str, str]
+    headers: CIMultiDictProxy[str]  # case-insensitive, as any HTTP server reads them
     body: bytes
     at: float
     path: str = "/hook"
+    method: str = "POST"
+    query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -93,16 +96,23 @@ class Receiver:
     runner: web.AppRunner | None = None
     port: int = 0
     host: str = "127.0.0.1"
+    # Set when the receiver stops, so that handlers waiting on it return.
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def origin(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}"
 
     @property
     def url(self) -> str:
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}/hook"
+        return f"{self.origin}/hook"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(
-            Received(dict(request.headers), await request.read(), time.time(), request.path)
-        )
+        self.requests.append(Received(
+            request.headers, await request.read(), time.time(), request.path, request.method,
+            request.query_string,
+        ))
         return await self.handler(self, request)
 
     async def start(self) -> Receiver:
@@ -112,6 +122,7 @@ class Receiver:
         return self
 
     async def stop(self) -> None:
+        self.release.set()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

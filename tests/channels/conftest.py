@@ -1,19 +1,16 @@
-"""Fixtures for the channels: real aiohttp receivers on 127.0.0.1, pooled sessions, senders."""
+"""Fixtures for the channels: pooled sessions, senders, mocked Pushover answers (the
+receiver on 127.0.0.1 is the shared one in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aioresponses import aioresponses
-from multidict import CIMultiDictProxy
 
 from mailhooks.channels.base import ChannelContext, Message
 from mailhooks.channels.egress import make_connector
@@ -43,59 +40,6 @@ SAMPLE_EVENT: dict[str, Any] = {
     "sending_domain": "mail.example.com",
     "sending_node": "smtp1",
 }
-
-Respond = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-
-async def _ok(_request: web.Request) -> web.StreamResponse:
-    return web.json_response({"ok": True})
-
-
-class Receiver:
-    """A real HTTP endpoint on 127.0.0.1 that records what it gets; `respond` answers."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.respond: Respond = _ok
-        self.port = 0
-        # Set at teardown so that handlers waiting on it return.
-        self.release = asyncio.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.requests.append(
-            Recorded(request.method, request.path, request.query_string, request.headers, body)
-        )
-        return await self.respond(request)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiving = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiving.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1, access_log=None)  # receiver side: not ours
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiving.port = runner.addresses[0][1]
-    yield receiving
-    receiving.release.set()
-    await runner.cleanup()
-
 
 @pytest.fixture
 def settings() -> Settings:

@@ -22,8 +22,7 @@ from mailhooks.channels.web import WebSender
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import PushoverChannel, WebChannel
 from mailhooks.webhooks.secrets import Resolved
-
-from .conftest import Receiver
+from tests.utils import Receiver
 
 MakeMessage = Callable[..., Message]
 
@@ -47,7 +46,7 @@ async def test_ip_literal_is_denied_before_connecting(
     receiver: Receiver, denying_context: ChannelContext, secrets: Resolved,
     make_message: MakeMessage,
 ) -> None:
-    sender = web_sender(receiver.url + "/hook", denying_context, secrets)
+    sender = web_sender(receiver.origin + "/hook", denying_context, secrets)
     outcome = await sender.send(make_message())
     assert not outcome.ok and outcome.status is None
     assert outcome.error == "address 127.0.0.1 is denied by egress.deny"

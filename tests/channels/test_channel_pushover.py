@@ -25,8 +25,9 @@ from mailhooks.channels.pushover import (
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import PushoverChannel
 from mailhooks.webhooks.secrets import Resolved
+from tests.utils import Receiver
 
-from .conftest import SAMPLE_EVENT, SECRETS, Receiver
+from .conftest import SAMPLE_EVENT, SECRETS
 
 API = "https://api.pushover.net/1/messages.json"
 TOKEN = SECRETS["${env:PUSHOVER_TOKEN}"]
@@ -280,13 +281,13 @@ async def test_against_a_local_fake_pushover(
 ) -> None:
     forms: list[dict[str, Any]] = []
 
-    async def fake_pushover(request: web.Request) -> web.StreamResponse:
+    async def fake_pushover(_receiver: Receiver, request: web.Request) -> web.StreamResponse:
         forms.append(dict(await request.post()))
         return web.json_response(OK_BODY, headers={"X-Limit-App-Remaining": "41"})
 
-    receiver.respond = fake_pushover
+    receiver.handler = fake_pushover
     context.settings = Settings(
-        allow_http=True, egress={"deny": []}, pushover={"api_url": receiver.url + "/"}
+        allow_http=True, egress={"deny": []}, pushover={"api_url": receiver.origin + "/"}
     )
     seen: list[int] = []
     context.extras["pushover_remaining"] = seen.append

@@ -13,8 +13,7 @@ from mailhooks.channels.registry import SENDERS, build_sender
 from mailhooks.channels.web import WebSender
 from mailhooks.webhooks.models import Channel, Webhook
 from mailhooks.webhooks.secrets import Resolved
-
-from .conftest import Receiver
+from tests.utils import Receiver
 
 
 def channel_types() -> set[str]:
@@ -51,7 +50,7 @@ async def test_built_sender_sends(
     receiver: Receiver, context: ChannelContext, secrets: Resolved, make_message: Any
 ) -> None:
     webhook = Webhook.model_validate(
-        {"name": "x", "events": ["delivered"], "channel": {"type": "web", "url": receiver.url}}
+        {"name": "x", "events": ["delivered"], "channel": {"type": "web", "url": receiver.origin}}
     )
     outcome = await build_sender("x", webhook, secrets, context).send(make_message())
     assert outcome.ok and len(receiver.requests) == 1

@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 from mailhooks.channels.base import Message, Outcome
 from mailhooks.channels.pushover import PushoverSender
 from mailhooks.channels.web import WebSender
+from tests.utils import Receiver
 
-from .conftest import SAMPLE_EVENT, SECRETS, MockedAPI, Receiver
+from .conftest import SAMPLE_EVENT, SECRETS, MockedAPI
 
 API = "https://api.pushover.net/1/messages.json"
 
@@ -39,20 +40,20 @@ async def test_web_channel_leaks_no_secret(
         None,  # stall past the timeout
     ])
 
-    async def respond(_request: web.Request) -> web.StreamResponse:
+    async def respond(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
         reply = next(answers)
         if reply is None:
             await receiver.release.wait()
             return web.Response()
         return reply
 
-    receiver.respond = respond
+    receiver.handler = respond
     channel: dict[str, Any] = {
         "headers": {"Authorization": "Bearer ${env:API_KEY}", "X-Api-Key": "${env:API_KEY}"},
         "secret": ["${env:SIGNING}", "${env:PLAIN_SIGNING}"],
         "timeout": 0.2,
     }
-    senders = [make_web(receiver.url + "/hook?key=query-secret", **channel)] * 6
+    senders = [make_web(receiver.origin + "/hook?key=query-secret", **channel)] * 6
     senders.append(make_web(f"http://127.0.0.1:{free_port}/?key=query-secret", **channel))
     outcomes: list[Outcome] = []
     caplog.set_level(logging.DEBUG)

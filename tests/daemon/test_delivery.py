@@ -22,7 +22,7 @@ async def test_delivery_is_signed_and_verifiable(daemon: DaemonProcess, receiver
     assert (status, answer) == (202, {"accepted": 1, "duplicates": 0})
     await wait_until(lambda: len(receiver.requests) == 1, what="one delivery")
     request = receiver.requests[0]
-    verified = StandardWebhook(daemon.env["SIGNING_SECRET"]).verify(request.body, request.headers)
+    verified = StandardWebhook(daemon.env["SIGNING_SECRET"]).verify(request.body, dict(request.headers))
     assert verified["event_id"] == "e1"
     assert verified["campaign_id"] == 123
     assert "bridge" not in verified  # optional fields only when the event had them

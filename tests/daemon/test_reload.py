@@ -149,7 +149,7 @@ async def test_sighup_and_the_api_reload_and_re_resolve_file_secrets(
     await daemon.start()
     await daemon.post(event(1))
     await wait_until(lambda: len(receiver.requests) == 1, what="the first delivery")
-    StandardWebhook(old).verify(receiver.requests[0].body, receiver.requests[0].headers)
+    StandardWebhook(old).verify(receiver.requests[0].body, dict(receiver.requests[0].headers))
 
     secret_file.write_text(new + "\n")
     await daemon.send_signal(signal.SIGHUP)
@@ -157,7 +157,7 @@ async def test_sighup_and_the_api_reload_and_re_resolve_file_secrets(
                      what="the SIGHUP reload")
     await daemon.post(event(2))
     await wait_until(lambda: len(receiver.requests) == 2, what="the second delivery")
-    StandardWebhook(new).verify(receiver.requests[1].body, receiver.requests[1].headers)
+    StandardWebhook(new).verify(receiver.requests[1].body, dict(receiver.requests[1].headers))
 
     status, report = await daemon.request("POST", "/-/reload")
     assert status == 200 and report["ok"] and report["reason"] == "api"
