@@ -30,6 +30,7 @@ from mailhooks.dispatch import PUSHOVER_CONCURRENCY, Dispatcher
 from mailhooks.events import EVENT_NAMES, Event, sample
 from mailhooks.live import LiveSet, LiveWebhook
 from mailhooks.metrics import Metrics
+from mailhooks.reasons import os_reason
 from mailhooks.reload import Reloader
 from mailhooks.server import make_app
 from mailhooks.settings import Settings
@@ -213,7 +214,7 @@ class Daemon:
             self.spool = await Spool.open(state_dir / "spool.db", max_bytes=settings.spool.max_bytes,
                                           retention=settings.spool.retention)
         except OSError as error:
-            raise StartupError(f"state directory {state_dir}: {error.strerror}") from None
+            raise StartupError(f"state directory {state_dir}: {os_reason(error)}") from None
         except SpoolError as error:
             raise StartupError(str(error)) from None
         session = aiohttp.ClientSession(connector=make_connector(settings, WEB_CONNECTIONS))
@@ -326,7 +327,7 @@ def bind_unix_socket(path: Path) -> socket.socket:
             path.unlink()  # stale: nobody listens
         except OSError as error:
             if error.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise StartupError(f"{path}: {error.strerror}") from None
+                raise StartupError(f"{path}: {os_reason(error)}") from None
         else:
             raise StartupError(f"another process is listening on {path}; is mailhooks running?")
         finally:
@@ -337,7 +338,7 @@ def bind_unix_socket(path: Path) -> socket.socket:
         sock.bind(str(path))
     except OSError as error:
         sock.close()
-        raise StartupError(f"cannot bind {path}: {error.strerror}") from None
+        raise StartupError(f"cannot bind {path}: {os_reason(error)}") from None
     finally:
         os.umask(old_umask)
     path.chmod(SOCKET_MODE)

@@ -34,6 +34,7 @@ from mailhooks.channels.base import (
     excerpt,
 )
 from mailhooks.channels.egress import EgressDenied
+from mailhooks.reasons import os_reason
 from mailhooks.webhooks.models import WebChannel
 from mailhooks.webhooks.secrets import Resolved
 
@@ -133,20 +134,20 @@ def network_error(error: BaseException, timeout: float) -> str:
         cause = error.os_error
         if isinstance(cause, EgressDenied):
             return str(cause)
-        return f"DNS lookup failed: {cause.strerror or type(cause).__name__}"
+        return f"DNS lookup failed: {os_reason(cause)}"
     if isinstance(error, aiohttp.ClientConnectorError):
         cause = error.os_error
         if isinstance(cause, EgressDenied):
             return str(cause)
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        return f"cannot connect: {cause.strerror or type(cause).__name__}"
+        return f"cannot connect: {os_reason(cause)}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "the server closed the connection without answering"
     if isinstance(error, aiohttp.ClientPayloadError):
         return "the connection broke while reading the answer"
     if isinstance(error, aiohttp.ClientOSError | OSError):
-        return f"connection error: {error.strerror or type(error).__name__}"
+        return f"connection error: {os_reason(error)}"
     return f"request failed: {type(error).__name__}"
 
 

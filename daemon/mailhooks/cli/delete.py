@@ -6,6 +6,7 @@ import argparse
 
 from mailhooks.cli.common import CommandError, add_directory
 from mailhooks.cli.edit import ask, failure, finish, interactive, target_of
+from mailhooks.reasons import os_reason
 from mailhooks.webhooks import edit
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     except edit.EditError as error:
         raise failure(target.path, error) from None
     except OSError as error:
-        raise CommandError(f"cannot delete {target.path}: {error.strerror}") from None
+        raise CommandError(f"cannot delete {target.path}: {os_reason(error)}") from None
     print(f"Deleted {target.path}" + (" (git rm)" if with_git else ""))
     finish(target, f"Delete webhook {target.identifier}" if with_git else None, removed=True)
     return 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhooks.cli.common import CommandError, add_directory, directory_of, settings_of
+from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
 from mailhooks.webhooks import edit
 from mailhooks.webhooks.load import Problem, load_directory, load_webhooks
@@ -110,7 +111,7 @@ def run_editor(command: list[str], path: Path) -> None:
     try:
         done = subprocess.run([*command, str(path)], check=False)
     except OSError as error:
-        raise CommandError(f"cannot run the editor {command[0]!r}: {error.strerror}") from None
+        raise CommandError(f"cannot run the editor {command[0]!r}: {os_reason(error)}") from None
     if done.returncode != 0:
         raise CommandError(f"the editor exited with {done.returncode}; nothing was changed")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailhooks.cli.client import call
 from mailhooks.cli.common import CommandError, add_socket, settings_of, socket_of
+from mailhooks.reasons import os_reason
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         body = sys.stdin.buffer.read() if args.source == "-" else Path(args.source).read_bytes()
     except OSError as error:
-        raise CommandError(f"cannot read {args.source}: {error.strerror}") from None
+        raise CommandError(f"cannot read {args.source}: {os_reason(error)}") from None
     ndjson = args.ndjson or args.source.endswith((".ndjson", ".jsonl"))
     content_type = "application/x-ndjson" if ndjson else "application/json"
     status, answer = call(socket_of(args, settings), "POST", "/events", body=body,

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
 from mailhooks.webhooks.checks import check
 from mailhooks.webhooks.models import Webhook
@@ -127,10 +128,6 @@ def read_limited(path: Path, max_bytes: int) -> bytes:
     return raw
 
 
-def _reason(error: OSError) -> str:
-    return error.strerror or type(error).__name__
-
-
 def check_document(
     document: Document, schema_file: str, model: type[ModelT],
     extra: Callable[[dict[str, Any]], Iterable[SchemaProblem]] | None = None,
@@ -219,7 +216,7 @@ def _load_file(
     except YamlError as error:
         return None, "", [(error.position, error.message)]
     except OSError as error:
-        return None, "", [(START, f"cannot read: {_reason(error)}")]
+        return None, "", [(START, f"cannot read: {os_reason(error)}")]
     digest = hashlib.sha256(raw).hexdigest()
     key = (digest, settings.allow_http)
     cached = cache.get(key) if cache is not None else None
@@ -270,7 +267,7 @@ def load_steps(
             result.problems.append(Problem(str(directory), START, f"more than {MAX_FILES} files"))
             break
         if error is not None:
-            result.problems.append(Problem(shown, START, f"cannot read: {_reason(error)}"))
+            result.problems.append(Problem(shown, START, f"cannot read: {os_reason(error)}"))
             continue
         relative = path.relative_to(directory)
         identifier = webhook_id(relative)
@@ -346,7 +343,7 @@ def load_settings(path: Path | None) -> Settings:
     except YamlError as error:
         raise ConfigError([Problem(str(path), error.position, error.message)]) from None
     except OSError as error:
-        raise ConfigError([Problem(str(path), START, f"cannot read: {_reason(error)}")]) from None
+        raise ConfigError([Problem(str(path), START, f"cannot read: {os_reason(error)}")]) from None
     if document.data is None:
         return Settings()
     settings, found = check_document(document, "config.schema.json", Settings)

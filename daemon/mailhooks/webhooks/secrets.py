@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from mailhooks.reasons import os_reason
+
 SECRET_REF_PATTERN: Final = (
     r"^\$\{(env:[A-Za-z_][A-Za-z0-9_]*|file:/[^}]+|credential:[A-Za-z0-9_.@-]+)\}$"
 )
@@ -59,11 +61,7 @@ def _read_secret_file(path: Path, reference: str) -> str:
     except FileNotFoundError:
         raise SecretError(f"{reference}: file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SecretError(f"{reference}: cannot read {path}: {_reason(error)}") from None
-
-
-def _reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or type(error).__name__
+        raise SecretError(f"{reference}: cannot read {path}: {os_reason(error)}") from None
 
 
 def resolve_one(kind: str, name: str, sources: SecretSources) -> str:
