@@ -32,7 +32,7 @@ from mailhooks.live import LiveSet, LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.reasons import os_reason
 from mailhooks.reload import Reloader
-from mailhooks.server import make_app
+from mailhooks.server import make_server
 from mailhooks.settings import Settings
 from mailhooks.spool import NewEvent, Spool, SpoolError
 from mailhooks.webhooks.models import WebChannel
@@ -223,7 +223,7 @@ class Daemon:
                                       {"pushover_remaining": self.metrics.pushover_remaining.set})
         self.reloader = Reloader(settings, self.context, self.metrics, self._on_swap)
         self.dispatcher = Dispatcher(self.spool, settings, self.metrics, self.webhook)
-        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
+        runner = web.ServerRunner(make_server(self), shutdown_timeout=1.0)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self.reloader.reload("start")
@@ -251,7 +251,7 @@ class Daemon:
         finally:
             await self._shutdown(runner, tasks)
 
-    async def _shutdown(self, runner: web.AppRunner, tasks: list[asyncio.Task[Any]]) -> None:
+    async def _shutdown(self, runner: web.BaseRunner, tasks: list[asyncio.Task[Any]]) -> None:
         systemd.stopping()
         _log.info("stopping", grace=self.settings.shutdown_grace)
         # 1. Stop taking events: intake answers 503 from now on.
@@ -279,7 +279,7 @@ class Daemon:
     def _socket_path(self) -> Path:
         return self.settings.socket_path()
 
-    def _sites(self, runner: web.AppRunner) -> list[web.BaseSite]:
+    def _sites(self, runner: web.BaseRunner) -> list[web.BaseSite]:
         activated = systemd.listen_sockets()
         inherited = [sock for group in activated.values() for sock in group]
         sites: list[web.BaseSite] = []

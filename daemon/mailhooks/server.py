@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import ClientConnectionResetError, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from mailhooks import log
 from mailhooks.intake import IntakeError, read_events
@@ -16,13 +22,12 @@ from mailhooks.spool import SpoolError, SpoolFull
 if TYPE_CHECKING:
     from mailhooks.app import Daemon
 
-DAEMON: Final[web.AppKey[Daemon]] = web.AppKey("daemon")
 BODY_READ_TIMEOUT: Final = 60.0
 RETRY_AFTER_FULL: Final = "30"
 RETRY_AFTER_STOPPING: Final = "5"
 
 _log = log.get("mailhooks.server")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[["Daemon", web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -37,8 +42,7 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return _json({"error": message, **extra}, status=status, headers=headers)
 
 
-async def post_events(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
+async def post_events(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     limits = daemon.settings.limits
     if daemon.stopping:
         return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
@@ -84,27 +88,25 @@ async def post_events(request: web.Request) -> web.Response:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "stopping" if request.app[DAEMON].stopping else "ok"})
+async def healthz(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
+    return _json({"status": "stopping" if daemon.stopping else "ok"})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
+async def metrics(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
     daemon.metrics.observe_stats(await daemon.spool.stats())
     return web.Response(body=daemon.metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-async def list_webhooks(request: web.Request) -> web.Response:
-    return _json(request.app[DAEMON].webhooks_report())
+async def list_webhooks(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
+    return _json(daemon.webhooks_report())
 
 
-async def status(request: web.Request) -> web.Response:
-    return _json(await request.app[DAEMON].status_report())
+async def status(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
+    return _json(await daemon.status_report())
 
 
-async def test_webhook(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
+async def test_webhook(daemon: Daemon, request: web.BaseRequest, webhook_id: str) -> web.Response:
     event_name = request.query.get("event")
     if request.can_read_body:
         try:
@@ -113,20 +115,19 @@ async def test_webhook(request: web.Request) -> web.Response:
             return _error(400, "body must be JSON, e.g. {\"event\": \"bounced\"}")
         if isinstance(body, dict) and isinstance(body.get("event"), str):
             event_name = body["event"]
-    result = await daemon.test_webhook(request.match_info["id"], event_name)
+    result = await daemon.test_webhook(webhook_id, event_name)
     if result is None:
-        return _error(404, f"no webhook {request.match_info['id']!r} is loaded")
+        return _error(404, f"no webhook {webhook_id!r} is loaded")
     if not result["sent"]:  # refused before sending (an unknown event name)
         return _json(result, status=400)
     return _json(result)
 
 
-async def reload(request: web.Request) -> web.Response:
-    return _json(await request.app[DAEMON].reload(reason="api"))
+async def reload(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
+    return _json(await daemon.reload(reason="api"))
 
 
-async def deliveries(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
+async def deliveries(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     state = request.query.get("state")
     if state not in (None, "pending", "delivered", "failed", "dropped"):
         return _error(400, "state is one of pending, delivered, failed, dropped")
@@ -138,8 +139,7 @@ async def deliveries(request: web.Request) -> web.Response:
     return _json({"deliveries": [record.as_json() for record in records]})
 
 
-async def replay(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
+async def replay(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     try:
         body = await request.json()
     except json.JSONDecodeError:
@@ -155,32 +155,73 @@ async def replay(request: web.Request) -> web.Response:
     return _json({"replayed": replayed})
 
 
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A bug answers one JSON 500 and one log line with the traceback, never a HTML page."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if error.status >= 400 and error.content_type != "application/json":
+# The routes, on aiohttp's low-level server rather than an Application: its router,
+# middleware and Request cost the event loop about 35 µs per request under load (an A/B
+# of intake: 171 against 206 µs per event, +12 % events/s), for nine fixed paths.
+_ROUTES: Final[dict[tuple[str, str], Handler]] = {
+    ("POST", "/events"): post_events,
+    ("GET", "/healthz"): healthz,
+    ("GET", "/metrics"): metrics,
+    ("GET", "/status"): status,
+    ("GET", "/webhooks"): list_webhooks,
+    ("POST", "/-/reload"): reload,
+    ("GET", "/deliveries"): deliveries,
+    ("POST", "/deliveries/replay"): replay,
+}
+_TEST_PATH: Final = re.compile(r"/webhooks/(?P<id>.+)/test")
+
+
+def route(method: str, path: str) -> Handler | None:
+    """The handler of a request (HEAD is answered as GET, without the body)."""
+    method = "GET" if method == "HEAD" else method
+    handler = _ROUTES.get((method, path))
+    if handler is None and method == "POST":
+        found = _TEST_PATH.fullmatch(path)
+        if found is not None:
+            handler = functools.partial(test_webhook, webhook_id=found["id"])
+    return handler
+
+
+def allowed_methods(path: str) -> list[str]:
+    methods = {method for method, known in _ROUTES if known == path}
+    if _TEST_PATH.fullmatch(path):
+        methods.add("POST")
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+class Api:
+    """Answers every request on the daemon's sockets: one JSON answer per request, errors
+    included; a bug answers a JSON 500 and logs one line with the traceback."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = route(request.method, request.path)
+        if handler is None:
+            allowed = allowed_methods(request.path)
+            if allowed:
+                return _json({"error": "Method Not Allowed"}, status=405,
+                             headers={"Allow": ", ".join(allowed)})
+            return _json({"error": "Not Found"}, status=404)
+        try:
+            return await handler(self.daemon, request)
+        except web.HTTPException as error:  # e.g. a body over client_max_size
             return _json({"error": error.reason}, status=error.status)
-        raise
-    except Exception:
-        _log.exception("request_failed", method=request.method, path=request.path)
-        return _error(500, "internal error; see the daemon's log")
+        except Exception:
+            _log.exception("request_failed", method=request.method, path=request.path)
+            return _error(500, "internal error; see the daemon's log")
 
 
-def make_app(daemon: Daemon) -> web.Application:
-    app = web.Application(
-        client_max_size=daemon.settings.limits.max_body_bytes, middlewares=[errors_as_json]
-    )
-    app[DAEMON] = daemon
-    app.router.add_post("/events", post_events)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/status", status)
-    app.router.add_get("/webhooks", list_webhooks)
-    app.router.add_post(r"/webhooks/{id:.+}/test", test_webhook)
-    app.router.add_post("/-/reload", reload)
-    app.router.add_get("/deliveries", deliveries)
-    app.router.add_post("/deliveries/replay", replay)
-    return app
+def make_server(daemon: Daemon) -> web.Server:
+    loop = asyncio.get_running_loop()
+    max_body = daemon.settings.limits.max_body_bytes
+
+    def request(message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler,
+                writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.BaseRequest:
+        return web.BaseRequest(message, payload, protocol, writer, task, loop,
+                               client_max_size=max_body)
+
+    return web.Server(Api(daemon), request_factory=request, access_log=None)
