@@ -21,7 +21,7 @@ import aiohttp
 
 from benchmarks.harness import REPO, Paired, event
 from mailhooks.channels.base import ChannelContext, Message
-from mailhooks.channels.egress import make_connector
+from mailhooks.channels.egress import make_session
 from mailhooks.channels.web import WebSender
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import WebChannel
@@ -50,7 +50,7 @@ async def cpu_per_request(send: Callable[[], Awaitable[None]], requests: int) ->
 async def compare(url: str, requests: int, rounds: int) -> Paired:
     body = json.dumps(event(1, event_id="0" * 32)).encode()
     settings = Settings.model_validate({"allow_http": True, "egress": {"deny": []}})
-    async with aiohttp.ClientSession(connector=make_connector(settings, 256)) as session, \
+    async with make_session(settings, 256) as session, \
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as bare:
         context = ChannelContext(settings, session, session)
         channel = WebChannel.model_validate({"type": "web", "url": url, "secret": "${env:S}"})

@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
 from aiohttp import web
 
 from mailhooks import log, systemd
 from mailhooks.channels.base import ChannelContext, Message
-from mailhooks.channels.egress import make_connector
+from mailhooks.channels.egress import make_session
 from mailhooks.dispatch import PUSHOVER_CONCURRENCY, Dispatcher
 from mailhooks.events import EVENT_NAMES, Event, sample
 from mailhooks.live import LiveSet, LiveWebhook
@@ -217,8 +216,8 @@ class Daemon:
             raise StartupError(f"state directory {state_dir}: {os_reason(error)}") from None
         except SpoolError as error:
             raise StartupError(str(error)) from None
-        session = aiohttp.ClientSession(connector=make_connector(settings, WEB_CONNECTIONS))
-        pushover = aiohttp.ClientSession(connector=make_connector(settings, PUSHOVER_CONCURRENCY))
+        session = make_session(settings, WEB_CONNECTIONS)
+        pushover = make_session(settings, PUSHOVER_CONCURRENCY)
         self.context = ChannelContext(settings, session, pushover,
                                       {"pushover_remaining": self.metrics.pushover_remaining.set})
         self.reloader = Reloader(settings, self.context, self.metrics, self._on_swap)

@@ -13,7 +13,7 @@ import pytest
 from aioresponses import aioresponses
 
 from mailhooks.channels.base import ChannelContext, Message
-from mailhooks.channels.egress import make_connector
+from mailhooks.channels.egress import make_session
 from mailhooks.channels.pushover import PushoverSender
 from mailhooks.channels.web import WebSender
 from mailhooks.settings import Settings
@@ -49,8 +49,8 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[ChannelContext]:
-    session = aiohttp.ClientSession(connector=make_connector(settings, limit=10))
-    pushover_session = aiohttp.ClientSession(connector=make_connector(settings, limit=2))
+    session = make_session(settings, limit=10)
+    pushover_session = make_session(settings, limit=2)
     yield ChannelContext(settings=settings, session=session, pushover_session=pushover_session)
     await session.close()
     await pushover_session.close()

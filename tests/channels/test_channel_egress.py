@@ -16,6 +16,7 @@ from mailhooks.channels.egress import (
     EgressDenied,
     EgressPolicy,
     make_connector,
+    make_session,
 )
 from mailhooks.channels.pushover import PushoverSender
 from mailhooks.channels.web import WebSender
@@ -31,8 +32,8 @@ MakeMessage = Callable[..., Message]
 async def denying_context() -> AsyncIterator[ChannelContext]:
     """The default egress.deny (loopback, link-local), with plain http allowed."""
     settings = Settings(allow_http=True)
-    session = aiohttp.ClientSession(connector=make_connector(settings, limit=10))
-    pushover = aiohttp.ClientSession(connector=make_connector(settings, limit=2))
+    session = make_session(settings, limit=10)
+    pushover = make_session(settings, limit=2)
     yield ChannelContext(settings=settings, session=session, pushover_session=pushover)
     await session.close()
     await pushover.close()

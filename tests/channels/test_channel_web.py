@@ -99,6 +99,16 @@ async def test_batch_body_is_sent_as_is(
     assert json.loads(receiver.requests[0].body) == events
 
 
+async def test_a_cookie_a_receiver_sets_never_comes_back(
+    receiver: Receiver, make_web: MakeWeb, make_message: MakeMessage
+) -> None:
+    receiver.handler = answer(200, headers={"Set-Cookie": "session=abc; Path=/"})
+    origin = f"http://localhost:{receiver.port}"  # a host name: jars ignore IP hosts
+    for sender in (make_web(origin + "/a"), make_web(origin + "/a"), make_web(origin + "/b")):
+        assert (await sender.send(make_message())).ok
+    assert [request.headers.get("Cookie") for request in receiver.requests] == [None] * 3
+
+
 async def test_whsec_signature_verifies_with_standardwebhooks(
     receiver: Receiver, make_web: MakeWeb, make_message: MakeMessage
 ) -> None:

@@ -135,6 +135,14 @@ def make_connector(settings: Settings, limit: int) -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(limit=limit, resolver=resolver)
 
 
+def make_session(settings: Settings, limit: int) -> aiohttp.ClientSession:
+    """A session for deliveries over `make_connector` that keeps no cookies: what one
+    receiver sets must not come back on later deliveries, of its webhook or of another
+    webhook posting to the same host."""
+    return aiohttp.ClientSession(connector=make_connector(settings, limit),
+                                 cookie_jar=aiohttp.DummyCookieJar())
+
+
 @functools.lru_cache(maxsize=8)
 def _policy(networks: tuple[str, ...]) -> EgressPolicy:
     return EgressPolicy(networks)
