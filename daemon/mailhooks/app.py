@@ -87,8 +87,9 @@ class Daemon:
         for name, count in counted.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see Dispatcher.settle); the metrics count every event.
-        _log.debug("events_accepted", events=len(events), spooled=spooled,
-                  duplicates=len(events) - spooled, deliveries=deliveries)
+        if log.debug_enabled():
+            _log.debug("events_accepted", events=len(events), spooled=spooled,
+                       duplicates=len(events) - spooled, deliveries=deliveries)
         self.dispatcher.wake(targets)
         return spooled
 

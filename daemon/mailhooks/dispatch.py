@@ -401,17 +401,17 @@ class Dispatcher:
             # A success is counted in the metrics and logged at debug only: a line per
             # delivery at info would pass journald's rate limit (10,000 lines per 30 s by
             # default) at a few hundred deliveries/s and hide the warnings with it.
-            line = _log.debug if state == "delivered" else (
-                _log.info if state == "pending" else _log.warning
-            )
-            line(
-                "delivery_attempt", webhook=live.id, delivery=delivery.id,
-                event_id=delivery.event_id, message_id=delivery.message_id, attempt=attempt,
-                status=outcome.status, duration_ms=round(duration_ms, 1), outcome=label,
-                error=outcome.error, next_attempt_in=(
-                    round(next_at - now, 1) if state == "pending" else None
-                ),
-            )
+            if state != "delivered" or log.debug_enabled():
+                line = _log.debug if state == "delivered" else (
+                    _log.info if state == "pending" else _log.warning
+                )
+                line(
+                    "delivery_attempt", webhook=live.id, delivery=delivery.id,
+                    event_id=delivery.event_id, message_id=delivery.message_id,
+                    attempt=attempt, status=outcome.status,
+                    duration_ms=round(duration_ms, 1), outcome=label, error=outcome.error,
+                    next_attempt_in=round(next_at - now, 1) if state == "pending" else None,
+                )
         self.metrics.delivery_latency_by(live.id).observe(duration_ms / 1000)
         self._breaker(lane, live.id, outcome, now, started)
         return results

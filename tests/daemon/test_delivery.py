@@ -311,3 +311,18 @@ async def test_at_info_only_retries_and_failures_are_logged_per_attempt(
     assert not any(line.get("event") == "events_accepted" for line in daemon.logs())
     _, metrics = await daemon.request("GET", "/metrics")
     assert 'mailhooks_deliveries_total{outcome="success",webhook="ok"} 1.0' in metrics
+
+
+async def test_at_debug_each_request_and_each_success_has_its_line(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    daemon.config["log"] = {"format": "json", "level": "debug"}
+    daemon.add_webhook("ok", receiver.url)
+    await daemon.start()
+    assert (await daemon.post([event(1), event(2)]))[0] == 202
+    await wait_until(lambda: sum(
+        1 for line in daemon.logs()
+        if line.get("event") == "delivery_attempt" and line.get("outcome") == "success"
+    ) == 2, what="a debug line per successful attempt")
+    accepted = [line for line in daemon.logs() if line.get("event") == "events_accepted"]
+    assert [(line["events"], line["level"]) for line in accepted] == [(2, "debug")]
