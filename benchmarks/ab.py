@@ -46,12 +46,15 @@ async def compare(baseline: Path, what: str, rounds: int) -> dict[str, list[tupl
                 "A": Daemon(root / "a", env={"PYTHONPATH": str(baseline / "daemon")}),
                 "B": Daemon(root / "b"),
             }
-            for name, daemon in daemons.items():
-                url = void if what == "intake" else endpoint.url(name)
-                daemon.write_config()
-                daemon.write_webhook("hook", web_webhook(url, timeout=300, retry_schedule=[3600]))
-                await daemon.start()
             try:
+                # Started inside the try: a daemon that started is stopped even when the
+                # other one fails to start.
+                for name, daemon in daemons.items():
+                    url = void if what == "intake" else endpoint.url(name)
+                    daemon.write_config()
+                    daemon.write_webhook("hook", web_webhook(url, timeout=300,
+                                                             retry_schedule=[3600]))
+                    await daemon.start()
                 for _ in range(rounds):
                     for name, daemon in daemons.items():
                         results[name].append(await (
