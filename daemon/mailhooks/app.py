@@ -14,7 +14,6 @@ import socket
 import stat
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,16 +74,17 @@ class Daemon:
         batch = []
         targets: set[str] = set()
         deliveries = 0
+        by_name: dict[str, int] = {}  # a plain dict: a Counter costs more per request
         for event in events:
             event.fill_in(received_at)
             matched = match(event)
             targets.update(matched)
             deliveries += len(matched)
+            by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
                                   event.payload_json(), tuple(matched)))
         spooled = await self.spool.add(batch)
-        counted = Counter(event.event for event in events)
-        for name, count in counted.items():
+        for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see Dispatcher.settle); the metrics count every event.
         if log.debug_enabled():

@@ -113,17 +113,19 @@ async def test_metrics(daemon: DaemonProcess, receiver: Receiver) -> None:
     daemon.add_webhook("crm", receiver.url)
     await daemon.start()
     await daemon.post(event(1))
+    await daemon.post([event(2), event(3, event="bounced"), event(4, event="bounced")])
     await daemon.post({"event": "nope"})
-    await wait_until(lambda: len(receiver.requests) == 1, what="a delivery")
+    await wait_until(lambda: len(receiver.requests) == 4, what="the deliveries")
 
     async def counted() -> bool:
         _, text = await daemon.request("GET", "/metrics")
-        return 'mailhooks_deliveries_total{outcome="success",webhook="crm"} 1.0' in text
+        return 'mailhooks_deliveries_total{outcome="success",webhook="crm"} 4.0' in text
 
     await wait_until(counted, what="the delivery metric")
     _, text = await daemon.request("GET", "/metrics")
     for name in (
-        'mailhooks_events_received_total{event="delivered"} 1.0',
+        'mailhooks_events_received_total{event="delivered"} 2.0',
+        'mailhooks_events_received_total{event="bounced"} 2.0',
         'mailhooks_events_rejected_total{reason="invalid"} 1.0',
         "mailhooks_delivery_duration_seconds_bucket", "mailhooks_queue_depth",
         "mailhooks_oldest_pending_seconds", "mailhooks_spool_bytes",
