@@ -105,3 +105,24 @@ async def test_due_deliveries_carry_their_payload_byte_for_byte(spool: Spool) ->
     assert first.created_at == pytest.approx(time.time(), abs=5)
     # Claimed deliveries are skipped, and the limit counts only the rest.
     assert [d.event_id for d in await spool.due("hook", time.time() + 1, 1, skip={first.id})] == ["b"]
+
+
+async def test_due_or_next_gives_the_due_deliveries_or_when_the_next_falls_due(
+    spool: Spool,
+) -> None:
+    assert await spool.due_or_next("hook", time.time(), 10) == ([], None)  # nothing pending
+    await spool.add([new_event("a"), new_event("b")])
+    now = time.time() + 1
+    first, second = (await spool.due_or_next("hook", now, 10))[0]
+    assert (first.event_id, second.event_id) == ("a", "b")
+    later = now + 600
+    await spool.record_soon([
+        AttemptResult(first.id, "delivered", 1, now, 200, None),
+        AttemptResult(second.id, "pending", 1, later, 503, "HTTP 503 Service Unavailable"),
+    ])
+    # Nothing is due now: the answer is when the retry falls due.
+    assert await spool.due_or_next("hook", now, 10) == ([], later)
+    [retry] = (await spool.due_or_next("hook", later, 10))[0]
+    assert (retry.event_id, retry.attempts) == ("b", 1)
+    # A delivery being attempted (skipped) is not reported as due again.
+    assert (await spool.due_or_next("hook", later, 10, skip={retry.id}))[0] == []

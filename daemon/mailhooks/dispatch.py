@@ -201,10 +201,10 @@ class Lane:
     async def _due(self, now: float, limit: int) -> list[Delivery]:
         """Unclaimed deliveries due now; when there are none, sleep until the next one is
         due (or the lane is woken) and return none."""
-        spool = self.dispatcher.spool
-        due = await spool.due(self.webhook_id, now, limit, self.claimed)
+        due, next_due = await self.dispatcher.spool.due_or_next(
+            self.webhook_id, now, limit, self.claimed
+        )
         if not due and not self.queue:
-            next_due = await spool.next_due(self.webhook_id, after=now)
             await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
         return due
 
