@@ -431,18 +431,13 @@ class Spool:
 
     # -- dispatch ---------------------------------------------------------------------
 
-    async def due(self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = ()) -> list[Delivery]:
-        """Up to `limit` of the webhook's deliveries due at `now`, oldest first, leaving
-        out the ids in `skip` (those already being attempted)."""
-        skipped = set(skip)
-        return await self._read(lambda connection: _due(connection, webhook_id, now, limit, skipped))
-
     async def due_or_next(
         self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = ()
     ) -> tuple[list[Delivery], float | None]:
-        """`due`, and when nothing is due, when the next delivery falls due (None: no
-        pending delivery): one trip to the reader thread where a lane going idle used
-        to make two."""
+        """Up to `limit` of the webhook's deliveries due at `now`, oldest first, leaving
+        out the ids in `skip` (those being attempted); and when none is due, when the
+        next one falls due (None: nothing is pending). One trip to the reader thread
+        where a lane going idle used to make two."""
         skipped = set(skip)
 
         def query(connection: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
