@@ -49,6 +49,9 @@ class IntakeError(Exception):
 
 
 _EVENTS: Final = TypeAdapter(list[Event])
+# The model's validator itself: BaseModel.model_validate_json wraps it in Python that
+# costs about a fifth as much again per event.
+_EVENT: Final = Event.__pydantic_validator__
 
 
 def read_events(body: bytes, content_type: str, max_events: int) -> list[Event]:
@@ -63,7 +66,7 @@ def read_events(body: bytes, content_type: str, max_events: int) -> list[Event]:
     elif body.lstrip()[:1] == b"[":
         events = _validated(lambda: _EVENTS.validate_json(body), offset=None)
     else:
-        events = _validated(lambda: [Event.model_validate_json(body)], offset=0)
+        events = _validated(lambda: [_EVENT.validate_json(body)], offset=0)
     if not events:
         raise IntakeError(400, "no events in the body")
     if len(events) > max_events:
@@ -83,7 +86,7 @@ def _read_lines(body: bytes, max_events: int) -> list[Event]:
         raise IntakeError(413, f"too many events: {len(lines)}, at most {max_events} per request")
     for index, line in enumerate(lines):
         try:
-            events.append(Event.model_validate_json(line))
+            events.append(_EVENT.validate_json(line))
         except ValidationError as error:
             problems = error.errors(include_url=False)
             if problems[0]["type"] == "json_invalid":
