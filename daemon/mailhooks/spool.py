@@ -81,9 +81,9 @@ class NewEvent(NamedTuple):
     webhook_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A pending delivery as the dispatcher needs it."""
+class Delivery(NamedTuple):
+    """A pending delivery as the dispatcher needs it (a named tuple, like NewEvent and
+    AttemptResult: one is made per delivery, on the reader thread and the event loop)."""
 
     id: int
     webhook_id: str
@@ -95,8 +95,7 @@ class Delivery:
     created_at: float
 
 
-@dataclass(frozen=True)
-class AttemptResult:
+class AttemptResult(NamedTuple):
     """What one attempt changed: the new state and, for a retry, when to try again."""
 
     delivery_id: int
