@@ -143,22 +143,32 @@ def event(number: int = 0, **fields: Any) -> dict[str, Any]:
     }
 
 
+async def unix_exchange(socket_path: Path, method: str, path: str, data: bytes | None = None, *,
+                        content_type: str = "application/json",
+                        timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """One request to a daemon's UNIX socket: (status, headers, the answer's bytes)."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as session, session.request(
+        method, f"http://mailhooks{path}", data=data, headers={"Content-Type": content_type}
+    ) as response:
+        return response.status, dict(response.headers), await response.read()
+
+
 async def unix_request(socket_path: Path, method: str, path: str, body: Any = None, *,
                        data: bytes | None = None, content_type: str = "application/json",
                        timeout: float = 10) -> tuple[int, Any]:
     """One request to a daemon's UNIX socket: (status, the answer as JSON or text)."""
-    connector = aiohttp.UnixConnector(path=str(socket_path))
     payload = data if data is not None else (None if body is None else json.dumps(body).encode())
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session, session.request(
-        method, f"http://mailhooks{path}", data=payload, headers={"Content-Type": content_type}
-    ) as response:
-        text = await response.text()
-        try:
-            return response.status, json.loads(text)
-        except json.JSONDecodeError:
-            return response.status, text
+    status, _headers, answer = await unix_exchange(
+        socket_path, method, path, payload, content_type=content_type, timeout=timeout
+    )
+    text = answer.decode("utf-8", errors="replace")
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
 
 
 class DaemonProcess:

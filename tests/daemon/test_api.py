@@ -13,17 +13,11 @@ from aiohttp import web
 
 from mailhooks import server
 from mailhooks.app import Daemon
-from tests.utils import DaemonProcess, Receiver
+from tests.utils import DaemonProcess, Receiver, unix_exchange
 
 
-async def raw(daemon: DaemonProcess, method: str, path: str,
-              body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    """One request on the daemon's socket: status, headers and the body as bytes."""
-    connector = aiohttp.UnixConnector(path=str(daemon.socket))
-    async with aiohttp.ClientSession(connector=connector) as session, session.request(
-        method, f"http://mailhooks{path}", data=body
-    ) as response:
-        return response.status, dict(response.headers), await response.read()
+async def raw(daemon: DaemonProcess, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    return await unix_exchange(daemon.socket, method, path)
 
 
 async def test_unknown_paths_and_methods_answer_json(daemon: DaemonProcess) -> None:

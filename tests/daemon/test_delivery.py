@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import signal
 import time
 
-import aiohttp
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from tests.utils import DaemonProcess, Receiver, event, held_until, wait_until
+from tests.utils import DaemonProcess, Receiver, event, held_until, unix_exchange, wait_until
 
 
 async def test_delivery_is_signed_and_verifiable(daemon: DaemonProcess, receiver: Receiver) -> None:
@@ -203,10 +203,9 @@ async def test_a_full_spool_answers_503_with_retry_after(daemon: DaemonProcess) 
 
 
 async def _headers(daemon: DaemonProcess, body: object) -> tuple[int, dict[str, str]]:
-    async with aiohttp.ClientSession(
-        connector=aiohttp.UnixConnector(path=str(daemon.socket))
-    ) as session, session.post("http://mailhooks/events", json=body) as response:
-        return response.status, dict(response.headers)
+    status, headers, _ = await unix_exchange(daemon.socket, "POST", "/events",
+                                             json.dumps(body).encode())
+    return status, headers
 
 
 async def test_sigterm_stops_cleanly_and_pending_work_survives(

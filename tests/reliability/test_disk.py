@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ import pytest
 
 from mailhooks.spool import Spool, SpoolError
 from tests.reliability.conftest import closed_port, deliveries, log_lines
-from tests.utils import DaemonProcess, Receiver, event, held_until, wait_until
+from tests.utils import DaemonProcess, Receiver, event, held_until, unix_exchange, wait_until
 
 MAX_BYTES = 262144
 BATCH = 20
@@ -94,16 +95,9 @@ async def test_a_full_spool_refuses_whole_batches_and_resumes_once_drained(
 
 
 async def _post_headers(daemon: DaemonProcess, events: object) -> tuple[int, dict[str, str]]:
-    import json
-
-    import aiohttp
-
-    connector = aiohttp.UnixConnector(path=str(daemon.socket))
-    async with aiohttp.ClientSession(connector=connector) as session, session.post(
-        "http://mailhooks/events", data=json.dumps(events),
-        headers={"Content-Type": "application/json"},
-    ) as response:
-        return response.status, dict(response.headers)
+    status, headers, _ = await unix_exchange(daemon.socket, "POST", "/events",
+                                             json.dumps(events).encode())
+    return status, headers
 
 
 # -- damaged spools ---------------------------------------------------------------------
