@@ -609,6 +609,7 @@ def _due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int
         " ORDER BY d.next_attempt_at, d.id LIMIT ?)",
         (webhook_id, now, limit + len(skipped)),
     ).fetchall()[0][0]
+    # SQLite does not promise that an aggregate keeps its subquery's ORDER BY.
     rows = sorted(json.loads(found), key=lambda row: (row[7], row[0]))
     return [
         Delivery(row[0], webhook_id, row[1], row[2], row[3], row[4].encode(), row[5], row[6])
