@@ -82,7 +82,7 @@ class Daemon:
             deliveries += len(matched)
             by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
-                                  event.payload_json(), tuple(matched)))
+                                  event.payload_json(), matched))
         spooled = await self.spool.add(batch)
         for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
