@@ -600,21 +600,24 @@ def _due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int
          skipped: set[int]) -> list[Delivery]:
     # All rows as one JSON array: one step instead of one per row (see Spool._insert on
     # why the number of steps matters while the event loop is busy).
+    # The skipped ids are left out by the query itself: fetching them too, to drop them
+    # here, made a busy lane's every query read and parse about twice the rows it kept.
     found = connection.execute(
         "SELECT json_group_array(json_array(id, event_id, message_id, name, payload,"
         " attempts, created_at, next_attempt_at)) FROM (SELECT d.id, e.event_id,"
         " e.message_id, e.name, CAST(e.payload AS TEXT) AS payload, d.attempts,"
         " d.created_at, d.next_attempt_at FROM deliveries d JOIN events e ON e.id = d.event"
         " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
+        " AND d.id NOT IN (SELECT value FROM json_each(?))"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?)",
-        (webhook_id, now, limit + len(skipped)),
+        (webhook_id, now, json.dumps(list(skipped)), limit),
     ).fetchall()[0][0]
     # SQLite does not promise that an aggregate keeps its subquery's ORDER BY.
     rows = sorted(json.loads(found), key=lambda row: (row[7], row[0]))
     return [
         Delivery(row[0], webhook_id, row[1], row[2], row[3], row[4].encode(), row[5], row[6])
-        for row in rows if row[0] not in skipped
-    ][:limit]
+        for row in rows
+    ]
 
 
 def _next_due(connection: sqlite3.Connection, webhook_id: str, after: float) -> float | None:
