@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.delivery import deliver_round
+from benchmarks.delivery import BATCHED_SCALE, BATCHING, deliver_round
 from benchmarks.harness import Daemon, Receiver, black_hole, loadgen, receiver, scratch, web_webhook
 
 DELIVERIES = 6000
@@ -33,8 +33,10 @@ async def _intake_round(daemon: Daemon) -> tuple[float, float]:
     return report["events_per_s"], (daemon.main_thread_cpu() - cpu) / events * 1e6
 
 
-async def _delivery_round(daemon: Daemon, endpoint: Receiver) -> tuple[float, float]:
-    figure = await deliver_round(daemon, endpoint, DELIVERIES)
+async def _delivery_round(daemon: Daemon, endpoint: Receiver,
+                          batched: bool) -> tuple[float, float]:
+    figure = await deliver_round(daemon, endpoint,
+                                 DELIVERIES * (BATCHED_SCALE if batched else 1), batched=batched)
     return figure["per_s"], figure["loop_us_per_delivery"]
 
 
@@ -52,14 +54,16 @@ async def compare(baseline: Path, what: str, rounds: int) -> dict[str, list[tupl
                 for name, daemon in daemons.items():
                     url = void if what == "intake" else endpoint.url(name)
                     daemon.write_config()
-                    daemon.write_webhook("hook", web_webhook(url, timeout=300,
-                                                             retry_schedule=[3600]))
+                    daemon.write_webhook("hook", web_webhook(
+                        url, timeout=300, retry_schedule=[3600],
+                        batch=BATCHING if what == "batched" else None,
+                    ))
                     await daemon.start()
                 for _ in range(rounds):
                     for name, daemon in daemons.items():
                         results[name].append(await (
                             _intake_round(daemon) if what == "intake"
-                            else _delivery_round(daemon, endpoint)
+                            else _delivery_round(daemon, endpoint, what == "batched")
                         ))
             finally:
                 for daemon in daemons.values():
@@ -71,7 +75,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("baseline", type=Path, help="a checkout of mailhooks (A); B is this one")
-    parser.add_argument("--what", choices=("intake", "delivery"), default="delivery")
+    parser.add_argument("--what", choices=("intake", "delivery", "batched"), default="delivery",
+                        help="batched: deliveries to a webhook with batch (100 per request)")
     parser.add_argument("--rounds", type=int, default=4)
     options = parser.parse_args()
     if not (options.baseline / "daemon" / "mailhooks").is_dir():

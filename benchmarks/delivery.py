@@ -5,10 +5,15 @@ opens the gate: from then on the daemon does nothing but deliver, and the figure
 deliveries that reached the receiver per second. The baseline is a bare aiohttp client in
 its own process POSTing a body of the same size to the same receiver, 8 at a time (a
 lane's concurrency), in rounds alternating with the daemon's (`Paired`).
+
+A second row, for sizing, delivers the same way to a webhook with `batch` (100 events per
+request, one request at a time as a batching lane sends them): events/s until the spool
+is drained, beside the unbatched figure of the same run.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,15 +36,23 @@ from benchmarks.harness import (
 from tests.utils import wait_until
 
 GROUP = 3  # in the fan-out case every event matches this many webhooks
+BATCH = 100  # events per request in the batched row
+BATCHING: dict[str, float] = {"max_events": BATCH, "max_wait": 1}
+BATCHED_SCALE = 4  # a batched round delivers this many times the events, to last as long
 
 
 async def measure(events: int, webhooks: int = 1, rounds: int = 1,
-                  between: Callable[[], Awaitable[None]] | None = None) -> list[dict[str, Any]]:
+                  between: Callable[[], Awaitable[None]] | None = None,
+                  batched: bool = False) -> list[dict[str, Any]]:
     """Deliver `events` events to `webhooks` webhooks (1, or groups of 3 sharing a
     sending_node filter, each event matching one group), `rounds` times on one daemon,
-    awaiting `between` after each round. Returns each round's rates."""
+    awaiting `between` after each round; `batched`: one webhook sending BATCH events
+    per request. Returns each round's rates."""
     async with receiver() as endpoint:
-        if webhooks == 1:
+        if batched:
+            hooks = {"hook": web_webhook(endpoint.url("hook"), timeout=120, batch=BATCHING)}
+            nodes, per_event = 0, 1
+        elif webhooks == 1:
             hooks = {"hook": web_webhook(endpoint.url("hook"), timeout=120)}
             nodes, per_event = 0, 1
         else:
@@ -57,17 +70,19 @@ async def measure(events: int, webhooks: int = 1, rounds: int = 1,
         with scratch() as root:
             async with running_daemon(root, config, hooks) as daemon:
                 for _ in range(rounds):
-                    figures.append(await deliver_round(daemon, endpoint, events, nodes, per_event))
+                    figures.append(await deliver_round(daemon, endpoint, events, nodes, per_event,
+                                                       batched=batched))
                     if between is not None:
                         await between()
     return figures
 
 
 async def deliver_round(daemon: Daemon, endpoint: Receiver, events: int, nodes: int = 0,
-                        per_event: int = 1) -> dict[str, Any]:
+                        per_event: int = 1, batched: bool = False) -> dict[str, Any]:
     """Spool `events` while the receiver holds every request, then open it: the rate at
     which deliveries reach it, the rate at which their outcomes are recorded, and the
-    CPU the daemon (all of it, and its event loop's thread) spent per delivery."""
+    CPU the daemon (all of it, and its event loop's thread) spent per delivery. The
+    receiver counts requests, so in batches the first rate is that of the second."""
     endpoint.gate.clear()
     endpoint.count = 0
     fill = await prefill(daemon.socket, events, nodes=nodes)
@@ -75,12 +90,14 @@ async def deliver_round(daemon: Daemon, endpoint: Receiver, events: int, nodes: 
     cpu, loop_cpu = daemon.cpu(), daemon.main_thread_cpu()
     started = time.monotonic()
     endpoint.gate.set()
-    await wait_until(lambda: endpoint.count >= total, 600, "the deliveries", interval=0.005)
+    if not batched:
+        await wait_until(lambda: endpoint.count >= total, 600, "the deliveries", interval=0.005)
     received = time.monotonic() - started
     await wait_until(lambda: _drained(daemon), 120, "the spool to drain", 0.05)
     recorded = time.monotonic() - started
     return {
-        "deliveries": total, "per_s": total / received, "recorded_per_s": total / recorded,
+        "deliveries": total, "per_s": total / (recorded if batched else received),
+        "recorded_per_s": total / recorded, "requests": endpoint.count,
         "prefill_s": round(fill, 2),
         "daemon_cpu_percent": round((daemon.cpu() - cpu) / recorded * 100),
         "loop_us_per_delivery": round((daemon.main_thread_cpu() - loop_cpu) / total * 1e6),
@@ -108,9 +125,16 @@ async def run(scale: Scale) -> list[Row]:
     daemon = await measure(count, rounds=rounds, between=bare_round)
     paired = Paired([round_["per_s"] for round_ in daemon],
                     [round_["requests_per_s"] for round_ in bare])
+    batched = await measure(count * BATCHED_SCALE, rounds=rounds, batched=True)
+    batched_rate = statistics.median(round_["per_s"] for round_ in batched)
     return [Row(
         "delivery, 1 webhook, signed", rate_text(paired.figure, "deliveries/s"),
         f"bare aiohttp client {rate_text(paired.limit, 'req/s')}", ratio_text(paired.ratio),
         "≥ 0.70× bare", paired.ratio >= 0.70,
         {**paired.as_json(), "daemon": daemon, "bare": bare},
+    ), Row(
+        f"delivery, batches of {BATCH}, 1 webhook, signed", rate_text(batched_rate),
+        f"unbatched {rate_text(paired.figure, 'deliveries/s')}",
+        ratio_text(batched_rate / paired.figure), "— (for sizing)", None,
+        {"rounds": batched},
     )]

@@ -215,13 +215,16 @@ async def running_daemon(root: Path, config: dict[str, Any] | None = None,
 
 def web_webhook(url: str, *, events: Any = "all", filters: dict[str, list[str]] | None = None,
                 secret: bool = True, timeout: float = 60,
-                retry_schedule: list[float] | None = None) -> dict[str, Any]:
+                retry_schedule: list[float] | None = None,
+                batch: dict[str, float] | None = None) -> dict[str, Any]:
     """A webhook document; signed with `${env:BENCH_SECRET}` unless `secret=False`."""
     channel: dict[str, Any] = {"type": "web", "url": url, "timeout": timeout}
     if secret:
         channel["secret"] = "${env:BENCH_SECRET}"
     if retry_schedule is not None:
         channel["retry_schedule"] = retry_schedule
+    if batch is not None:
+        channel["batch"] = batch
     document: dict[str, Any] = {"name": "bench", "events": events, "channel": channel}
     if filters:
         document["filters"] = filters
