@@ -136,7 +136,7 @@ class _EventIndex:
     string, and a field no webhook is filed under costs nothing.
     """
 
-    def __init__(self, webhooks: list[tuple[str, tuple[_CompiledFilter, ...]]]) -> None:
+    def __init__(self, webhooks: list[_Entry]) -> None:
         unindexed: list[_Entry] = []
         filed: dict[str, dict[str, list[_Entry]]] = {}
         for webhook_id, filters in webhooks:
@@ -201,9 +201,7 @@ class Matcher:
     def __init__(self, webhooks: Mapping[str, Webhook]) -> None:
         self._webhooks = dict(sorted(webhooks.items()))
         self._filters = {key: _compile(hook.filters) for key, hook in self._webhooks.items()}
-        subscribed: dict[str, list[tuple[str, tuple[_CompiledFilter, ...]]]] = {
-            name: [] for name in EVENT_NAMES
-        }
+        subscribed: dict[str, list[_Entry]] = {name: [] for name in EVENT_NAMES}
         for key, hook in self._webhooks.items():
             if hook.active:
                 for name in EVENT_NAMES if hook.events == "all" else hook.events:
