@@ -83,7 +83,7 @@ class Daemon:
             by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
                                   event.payload_json(), matched))
-        spooled = await self.spool.add(batch)
+        spooled = (await self.spool.add(batch)).events
         for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see Dispatcher.settle); the metrics count every event.

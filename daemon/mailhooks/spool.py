@@ -95,6 +95,14 @@ class Delivery(NamedTuple):
     created_at: float
 
 
+class Added(NamedTuple):
+    """What one request's events added to the spool: how many of them were new (the
+    others repeated an event_id seen before), and their deliveries."""
+
+    events: int
+    deliveries: list[Delivery]
+
+
 class AttemptResult(NamedTuple):
     """What one attempt changed: the new state and, for a retry, when to try again."""
 
@@ -293,8 +301,8 @@ class Spool:
                     connection.execute("ROLLBACK TO intake")
                     added = [error] * len(intake)
                 connection.execute("RELEASE intake")
-                for index, count in zip(intake, added, strict=True):
-                    results[index] = count
+                for index, outcome in zip(intake, added, strict=True):
+                    results[index] = outcome
             records = [row for operation, _ in batch if isinstance(operation, _Record)
                        for row in operation.rows]
             if records:
@@ -350,15 +358,16 @@ class Spool:
 
     # -- intake -----------------------------------------------------------------------
 
-    async def add(self, events: Sequence[NewEvent]) -> int:
-        """Spool events and their deliveries; returns how many were new (an `event_id`
-        seen before is acknowledged, not spooled twice). Returns once committed."""
-        added: int = await self._write(_Intake(events, time.time()))
+    async def add(self, events: Sequence[NewEvent]) -> Added:
+        """Spool events and their deliveries; returns how many events were new (an
+        `event_id` seen before is acknowledged, not spooled twice) and the deliveries
+        made for them. Returns once committed."""
+        added: Added = await self._write(_Intake(events, time.time()))
         return added
 
-    def _insert(self, requests: list[_Intake], connection: sqlite3.Connection) -> list[int]:
-        """The events of every request of one commit, inserted together; how many of each
-        request's events were new.
+    def _insert(self, requests: list[_Intake], connection: sqlite3.Connection) -> list[Added]:
+        """The events of every request of one commit, inserted together; what each
+        request added.
 
         A constant number of statements whatever the number of events: SQLite releases
         the GIL around every step, and taking it back while the event loop is busy can
@@ -389,20 +398,26 @@ class Spool:
                 " VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
                 [value for row in chunk for value in row],
             )
-        connection.execute(
+        inserted = connection.execute(
             "INSERT INTO deliveries (event, webhook_id, state, next_attempt_at, created_at,"
             " updated_at) SELECT e.id, json_extract(pair.value, '$[1]'), 'pending',"
             " e.received_at, e.received_at, e.received_at FROM json_each(?) AS pair"
             " JOIN events AS e ON e.event_id = json_extract(pair.value, '$[0]')",
             (json.dumps([(row[0], webhook) for row in rows for webhook in targets[row[0]]]),),
         )
-        counts = []
+        created = _created(connection, inserted)
+        added = []
         new = {row[0] for row in rows}
         for request in requests:
             mine = {event.event_id for event in request.events} & new
             new -= mine  # a later request with the same event_id is a duplicate
-            counts.append(len(mine))
-        return counts
+            added.append(Added(len(mine), [
+                Delivery(delivery_id, webhook_id, event.event_id, event.message_id, event.name,
+                         event.payload, 0, request.received_at)
+                for event in request.events if event.event_id in mine
+                for delivery_id, webhook_id in created.pop(event.event_id, ())
+            ]))
+        return added
 
     def _make_room(self, connection: sqlite3.Connection) -> None:
         """Refuse intake at `max_bytes`, after making room if history is what fills it.
@@ -592,6 +607,28 @@ def _check_sqlite() -> None:
         ) from None
     finally:
         probe.close()
+
+
+def _created(connection: sqlite3.Connection,
+             inserted: sqlite3.Cursor) -> dict[str, list[tuple[int, str]]]:
+    """The deliveries one INSERT made, as (id, webhook) by event_id, read back in one
+    step: the rows of one statement, under the write lock, have consecutive ids ending
+    at the last one inserted. Should they not, nothing is returned; the lanes then find
+    the deliveries in the spool as they find retries."""
+    count, last = inserted.rowcount, inserted.lastrowid
+    if count <= 0 or last is None:
+        return {}
+    rows = json.loads(connection.execute(
+        "SELECT json_group_array(json_array(e.event_id, d.id, d.webhook_id))"
+        " FROM deliveries d JOIN events e ON e.id = d.event WHERE d.id BETWEEN ? AND ?",
+        (last - count + 1, last),
+    ).fetchall()[0][0])
+    if len(rows) != count:
+        return {}
+    created: dict[str, list[tuple[int, str]]] = {}
+    for event_id, delivery_id, webhook_id in rows:
+        created.setdefault(event_id, []).append((delivery_id, webhook_id))
+    return created
 
 
 # Reads use fetchall(): a cursor left open keeps its read transaction, and with it a
