@@ -72,26 +72,21 @@ class Daemon:
         match = self.reloader.live.matcher.match
         received_at = datetime.now(UTC)
         batch = []
-        targets: set[str] = set()
-        deliveries = 0
         by_name: dict[str, int] = {}  # a plain dict: a Counter costs more per request
         for event in events:
             event.fill_in(received_at)
-            matched = match(event)
-            targets.update(matched)
-            deliveries += len(matched)
             by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
-                                  event.payload_json(), matched))
-        spooled = (await self.spool.add(batch)).events
+                                  event.payload_json(), match(event)))
+        added = await self.spool.add(batch)
         for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see Dispatcher.settle); the metrics count every event.
         if log.debug_enabled():
-            _log.debug("events_accepted", events=len(events), spooled=spooled,
-                       duplicates=len(events) - spooled, deliveries=deliveries)
-        self.dispatcher.wake(targets)
-        return spooled
+            _log.debug("events_accepted", events=len(events), spooled=added.events,
+                       duplicates=len(events) - added.events, deliveries=len(added.deliveries))
+        self.dispatcher.offer(added.deliveries)
+        return added.events
 
     async def reload(self, reason: str) -> dict[str, Any]:
         systemd.reloading()

@@ -1,0 +1,132 @@
+"""The dispatcher in process, with a real spool and a sender that records: how deliveries
+just committed reach their lane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+
+from mailhooks.channels.base import Message, Outcome
+from mailhooks.dispatch import Dispatcher
+from mailhooks.live import LiveWebhook
+from mailhooks.metrics import Metrics
+from mailhooks.settings import Settings
+from mailhooks.spool import Delivery, NewEvent, Spool
+from mailhooks.webhooks.load import LoadedWebhook
+from mailhooks.webhooks.models import Webhook
+from tests.utils import wait_until
+
+
+class HeldSender:
+    """Records every message; each send waits until `release` is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.release = asyncio.Event()
+
+    async def send(self, message: Message) -> Outcome:
+        self.sent.append(message.message_id)
+        await self.release.wait()
+        return Outcome(ok=True, status=200)
+
+
+class GatedSpool(Spool):
+    """A spool that holds a lane's queries for due deliveries. The first one reads the
+    spool once `read_gate` opens and answers once `gate` does; the others wait for
+    `gate`, then read."""
+
+    read_gate: asyncio.Event
+    read: asyncio.Event
+    gate: asyncio.Event
+    calls: int = 0
+
+    async def due_or_next(self, webhook_id: str, now: float, limit: int,
+                          skip: Iterable[int] = ()) -> tuple[list[Delivery], float | None]:
+        self.calls += 1
+        if self.calls == 1:
+            await self.read_gate.wait()
+            answer = await super().due_or_next(webhook_id, time.time(), limit, skip)
+            self.read.set()
+            await self.gate.wait()
+            return answer
+        await self.gate.wait()
+        return await super().due_or_next(webhook_id, time.time(), limit, skip)
+
+
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[GatedSpool]:
+    opened = await GatedSpool.open(tmp_path / "spool.db", max_bytes=1 << 30, retention=3600)
+    assert isinstance(opened, GatedSpool)
+    opened.read_gate, opened.read, opened.gate = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    yield opened
+    await opened.close()
+
+
+def live_webhook(sender: HeldSender) -> LiveWebhook:
+    webhook = Webhook.model_validate({
+        "name": "Hook", "events": "all",
+        "channel": {"type": "web", "url": "https://hooks.example.com/in"},
+    })
+    return LiveWebhook("hook", LoadedWebhook("hook", Path("hook.yaml"), webhook, "0"), sender)
+
+
+async def spool_events(spool: Spool, *event_ids: str) -> list[Delivery]:
+    added = await spool.add([NewEvent(event_id, "delivered", f"m-{event_id}", b"{}", ("hook",))
+                             for event_id in event_ids])
+    return added.deliveries
+
+
+async def test_deliveries_handed_over_are_sent_without_asking_the_spool(
+    spool: GatedSpool,
+) -> None:
+    sender = HeldSender()
+    live = live_webhook(sender)
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live}.get)
+    try:
+        dispatcher.offer(await spool_events(spool, "a", "b", "c"))
+        # Every query for due deliveries is held at its gates.
+        await wait_until(lambda: len(sender.sent) == 3, 10, "the handed-over deliveries sent")
+        assert sorted(sender.sent) == ["a", "b", "c"]
+    finally:
+        sender.release.set()
+        spool.read_gate.set()
+        spool.gate.set()
+        await dispatcher.stop(grace=5)
+
+
+async def test_a_query_that_read_the_spool_before_the_hand_over_adds_no_second_attempt(
+    spool: GatedSpool,
+) -> None:
+    sender = HeldSender()
+    live = live_webhook(sender)
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live}.get)
+
+    async def drained() -> bool:
+        return (await spool.stats()).pending == 0
+
+    try:
+        dispatcher.wake(["hook"])
+        await wait_until(lambda: spool.calls == 1, 10, "the lane's first query")
+        new = await spool_events(spool, "a", "b")
+        # The query reads both as pending after their commit, before intake hands
+        # them over; its answer comes only once they are attempted and recorded.
+        spool.read_gate.set()
+        await wait_until(spool.read.is_set, 10, "the query's read")
+        dispatcher.offer(new)
+        await wait_until(lambda: len(sender.sent) == 2, 10, "the handed-over deliveries sent")
+        sender.release.set()
+        await wait_until(drained, 10, "their outcomes recorded")
+        spool.gate.set()
+        await wait_until(lambda: spool.calls >= 2, 10, "the lane's next query")
+        lane = dispatcher.lanes["hook"]
+        await wait_until(lambda: not lane.sending, 10, "the lane idle")
+        assert sorted(sender.sent) == ["a", "b"]
+    finally:
+        sender.release.set()
+        spool.read_gate.set()
+        spool.gate.set()
+        await dispatcher.stop(grace=5)
