@@ -25,11 +25,12 @@ PAYLOAD = b'{"event":"delivered","email":"someone@example.com","message_id":"m-1
 
 
 def commit_ms(spool: Spool, commits: int) -> float:
-    """Median milliseconds of `commits` commits of EVENTS_PER_COMMIT one-event requests."""
+    """Median milliseconds of `commits` commits of EVENTS_PER_COMMIT one-event requests,
+    each reading back its deliveries for the lanes."""
     times = []
     for _ in range(commits):
         batch = [(_Intake([NewEvent(os.urandom(16).hex(), "delivered", "m-1", PAYLOAD, ("hook",))],
-                          time.time()), None) for _ in range(EVENTS_PER_COMMIT)]
+                          time.time(), hand_over=True), None) for _ in range(EVENTS_PER_COMMIT)]
         started = time.perf_counter()
         spool._commit(batch)  # type: ignore[arg-type]  # no futures: called directly
         times.append(time.perf_counter() - started)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailhooks.channels.base import Message, Outcome
-from mailhooks.dispatch import Dispatcher
+from mailhooks.dispatch import PREFETCH, Dispatcher
 from mailhooks.live import LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
@@ -125,6 +125,28 @@ async def test_a_query_that_read_the_spool_before_the_hand_over_adds_no_second_a
         lane = dispatcher.lanes["hook"]
         await wait_until(lambda: not lane.sending, 10, "the lane idle")
         assert sorted(sender.sent) == ["a", "b"]
+    finally:
+        sender.release.set()
+        spool.read_gate.set()
+        spool.gate.set()
+        await dispatcher.stop(grace=5)
+
+
+async def test_deliveries_are_read_back_only_for_a_lane_that_would_take_them(
+    spool: GatedSpool,
+) -> None:
+    sender = HeldSender()
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live_webhook(sender)}.get)
+    try:
+        assert dispatcher.wants(["hook"])  # no lane yet: the first delivery starts one
+        # PREFETCH taken, 8 of them started at once; then as many as fill the queue,
+        # and more that the lane leaves in the spool for a fetch.
+        dispatcher.offer(await spool_events(spool, *(f"a{n}" for n in range(PREFETCH))))
+        dispatcher.offer(await spool_events(spool, *(f"b{n}" for n in range(12))))
+        await wait_until(lambda: len(sender.sent) == 8, 10, "the lane's workers busy")
+        assert len(dispatcher.lanes["hook"].queue) == PREFETCH
+        assert not dispatcher.wants(["hook"])
+        assert dispatcher.wants(["hook", "other"])
     finally:
         sender.release.set()
         spool.read_gate.set()

@@ -70,6 +70,15 @@ async def test_an_event_id_seen_in_an_earlier_commit_is_acknowledged_not_spooled
     assert len(await due(spool, "hook")) == 2
 
 
+async def test_without_hand_over_the_deliveries_are_only_spooled(spool: Spool) -> None:
+    # Sharing a commit with a request that wants its deliveries back changes nothing.
+    kept, handed = await asyncio.gather(spool.add([new_event("a")], hand_over=False),
+                                        spool.add([new_event("b")]))
+    assert (kept.events, kept.deliveries) == (1, [])
+    assert [delivery.event_id for delivery in handed.deliveries] == ["b"]
+    assert [delivery.event_id for delivery in await due(spool, "hook")] == ["a", "b"]
+
+
 async def test_outcomes_queued_before_intake_are_committed_with_it(spool: Spool) -> None:
     await spool.add([new_event("a"), new_event("b")])
     first, second = await due(spool, "hook")

@@ -72,13 +72,16 @@ class Daemon:
         match = self.reloader.live.matcher.match
         received_at = datetime.now(UTC)
         batch = []
+        targets: set[str] = set()
         by_name: dict[str, int] = {}  # a plain dict: a Counter costs more per request
         for event in events:
             event.fill_in(received_at)
+            matched = match(event)
+            targets.update(matched)
             by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
-                                  event.payload_json(), match(event)))
-        added = await self.spool.add(batch)
+                                  event.payload_json(), matched))
+        added = await self.spool.add(batch, hand_over=self.dispatcher.wants(targets))
         for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see Dispatcher.settle); the metrics count every event.

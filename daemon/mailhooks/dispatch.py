@@ -379,6 +379,16 @@ class Dispatcher:
         for webhook_id, new in by_webhook.items():
             self._wake(webhook_id, new)
 
+    def wants(self, webhook_ids: Iterable[str]) -> bool:
+        """Whether a lane of these webhooks would take deliveries handed over now: only
+        then are they worth reading back after the commit (about 3 µs per delivery on
+        the spool's writer thread, 5 to 10 % of batched intake while lanes are full)."""
+        for webhook_id in webhook_ids:
+            lane = self.lanes.get(webhook_id)
+            if lane is None or len(lane.queue) < PREFETCH:
+                return True
+        return False
+
     def _wake(self, webhook_id: str, new: Sequence[Delivery] = ()) -> None:
         """Start the webhook's lane if need be, hand it `new`, and wake it."""
         lane = self.lanes.get(webhook_id)

@@ -148,6 +148,7 @@ class _Intake:
 
     events: Sequence[NewEvent]
     received_at: float
+    hand_over: bool  # read back the deliveries made, for the lanes
 
 
 @dataclass(frozen=True)
@@ -358,11 +359,11 @@ class Spool:
 
     # -- intake -----------------------------------------------------------------------
 
-    async def add(self, events: Sequence[NewEvent]) -> Added:
+    async def add(self, events: Sequence[NewEvent], hand_over: bool = True) -> Added:
         """Spool events and their deliveries; returns how many events were new (an
-        `event_id` seen before is acknowledged, not spooled twice) and the deliveries
-        made for them. Returns once committed."""
-        added: Added = await self._write(_Intake(events, time.time()))
+        `event_id` seen before is acknowledged, not spooled twice) and, with `hand_over`,
+        the deliveries made for them. Returns once committed."""
+        added: Added = await self._write(_Intake(events, time.time(), hand_over))
         return added
 
     def _insert(self, requests: list[_Intake], connection: sqlite3.Connection) -> list[Added]:
@@ -405,7 +406,8 @@ class Spool:
             " JOIN events AS e ON e.event_id = json_extract(pair.value, '$[0]')",
             (json.dumps([(row[0], webhook) for row in rows for webhook in targets[row[0]]]),),
         )
-        created = _created(connection, inserted)
+        wanted = any(request.hand_over for request in requests)
+        created = _created(connection, inserted) if wanted else {}
         added = []
         new = {row[0] for row in rows}
         for request in requests:
@@ -414,7 +416,7 @@ class Spool:
             added.append(Added(len(mine), [
                 Delivery(delivery_id, webhook_id, event.event_id, event.message_id, event.name,
                          event.payload, 0, request.received_at)
-                for event in request.events if event.event_id in mine
+                for event in request.events if request.hand_over and event.event_id in mine
                 for delivery_id, webhook_id in created.pop(event.event_id, ())
             ]))
         return added
