@@ -80,75 +80,65 @@ async def spool_events(spool: Spool, *event_ids: str) -> list[Delivery]:
     return added.deliveries
 
 
-async def test_deliveries_handed_over_are_sent_without_asking_the_spool(
-    spool: GatedSpool,
-) -> None:
+@pytest.fixture
+async def dispatching(spool: GatedSpool) -> AsyncIterator[tuple[Dispatcher, HeldSender]]:
+    """A dispatcher of one webhook, "hook", whose sender records; at the end every gate
+    opens and in-flight attempts finish."""
     sender = HeldSender()
-    live = live_webhook(sender)
-    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live}.get)
-    try:
-        dispatcher.offer(await spool_events(spool, "a", "b", "c"))
-        # Every query for due deliveries is held at its gates.
-        await wait_until(lambda: len(sender.sent) == 3, 10, "the handed-over deliveries sent")
-        assert sorted(sender.sent) == ["a", "b", "c"]
-    finally:
-        sender.release.set()
-        spool.read_gate.set()
-        spool.gate.set()
-        await dispatcher.stop(grace=5)
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live_webhook(sender)}.get)
+    yield dispatcher, sender
+    sender.release.set()
+    spool.read_gate.set()
+    spool.gate.set()
+    await dispatcher.stop(grace=5)
+
+
+async def test_deliveries_handed_over_are_sent_without_asking_the_spool(
+    spool: GatedSpool, dispatching: tuple[Dispatcher, HeldSender],
+) -> None:
+    dispatcher, sender = dispatching
+    dispatcher.offer(await spool_events(spool, "a", "b", "c"))
+    # Every query for due deliveries is held at its gates.
+    await wait_until(lambda: len(sender.sent) == 3, 10, "the handed-over deliveries sent")
+    assert sorted(sender.sent) == ["a", "b", "c"]
 
 
 async def test_a_query_that_read_the_spool_before_the_hand_over_adds_no_second_attempt(
-    spool: GatedSpool,
+    spool: GatedSpool, dispatching: tuple[Dispatcher, HeldSender],
 ) -> None:
-    sender = HeldSender()
-    live = live_webhook(sender)
-    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live}.get)
+    dispatcher, sender = dispatching
 
     async def drained() -> bool:
         return (await spool.stats()).pending == 0
 
-    try:
-        dispatcher.wake(["hook"])
-        await wait_until(lambda: spool.calls == 1, 10, "the lane's first query")
-        new = await spool_events(spool, "a", "b")
-        # The query reads both as pending after their commit, before intake hands
-        # them over; its answer comes only once they are attempted and recorded.
-        spool.read_gate.set()
-        await wait_until(spool.read.is_set, 10, "the query's read")
-        dispatcher.offer(new)
-        await wait_until(lambda: len(sender.sent) == 2, 10, "the handed-over deliveries sent")
-        sender.release.set()
-        await wait_until(drained, 10, "their outcomes recorded")
-        spool.gate.set()
-        await wait_until(lambda: spool.calls >= 2, 10, "the lane's next query")
-        lane = dispatcher.lanes["hook"]
-        await wait_until(lambda: not lane.sending, 10, "the lane idle")
-        assert sorted(sender.sent) == ["a", "b"]
-    finally:
-        sender.release.set()
-        spool.read_gate.set()
-        spool.gate.set()
-        await dispatcher.stop(grace=5)
+    dispatcher.wake(["hook"])
+    await wait_until(lambda: spool.calls == 1, 10, "the lane's first query")
+    new = await spool_events(spool, "a", "b")
+    # The query reads both as pending after their commit, before intake hands them
+    # over; its answer comes only once they are attempted and recorded.
+    spool.read_gate.set()
+    await wait_until(spool.read.is_set, 10, "the query's read")
+    dispatcher.offer(new)
+    await wait_until(lambda: len(sender.sent) == 2, 10, "the handed-over deliveries sent")
+    sender.release.set()
+    await wait_until(drained, 10, "their outcomes recorded")
+    spool.gate.set()
+    await wait_until(lambda: spool.calls >= 2, 10, "the lane's next query")
+    lane = dispatcher.lanes["hook"]
+    await wait_until(lambda: not lane.sending, 10, "the lane idle")
+    assert sorted(sender.sent) == ["a", "b"]
 
 
 async def test_deliveries_are_read_back_only_for_a_lane_that_would_take_them(
-    spool: GatedSpool,
+    spool: GatedSpool, dispatching: tuple[Dispatcher, HeldSender],
 ) -> None:
-    sender = HeldSender()
-    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live_webhook(sender)}.get)
-    try:
-        assert dispatcher.wants(["hook"])  # no lane yet: the first delivery starts one
-        # PREFETCH taken, 8 of them started at once; then as many as fill the queue,
-        # and more that the lane leaves in the spool for a fetch.
-        dispatcher.offer(await spool_events(spool, *(f"a{n}" for n in range(PREFETCH))))
-        dispatcher.offer(await spool_events(spool, *(f"b{n}" for n in range(12))))
-        await wait_until(lambda: len(sender.sent) == 8, 10, "the lane's workers busy")
-        assert len(dispatcher.lanes["hook"].queue) == PREFETCH
-        assert not dispatcher.wants(["hook"])
-        assert dispatcher.wants(["hook", "other"])
-    finally:
-        sender.release.set()
-        spool.read_gate.set()
-        spool.gate.set()
-        await dispatcher.stop(grace=5)
+    dispatcher, sender = dispatching
+    assert dispatcher.wants(["hook"])  # no lane yet: the first delivery starts one
+    # PREFETCH taken, 8 of them started at once; then as many as fill the queue, and
+    # more that the lane leaves in the spool for a fetch.
+    dispatcher.offer(await spool_events(spool, *(f"a{n}" for n in range(PREFETCH))))
+    dispatcher.offer(await spool_events(spool, *(f"b{n}" for n in range(12))))
+    await wait_until(lambda: len(sender.sent) == 8, 10, "the lane's workers busy")
+    assert len(dispatcher.lanes["hook"].queue) == PREFETCH
+    assert not dispatcher.wants(["hook"])
+    assert dispatcher.wants(["hook", "other"])
