@@ -454,7 +454,7 @@ class Spool:
         out the ids in `skip` (those being attempted); and when none is due, when the
         next one falls due (None: nothing is pending). One trip to the reader thread
         where a lane going idle used to make two."""
-        skipped = set(skip)
+        skipped = list(skip)  # copied here: the lane's set changes while the query runs
 
         def query(connection: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
             found = _due(connection, webhook_id, now, limit, skipped)
@@ -636,7 +636,7 @@ def _created(connection: sqlite3.Connection,
 # Reads use fetchall(): a cursor left open keeps its read transaction, and with it a
 # stale WAL snapshot, on the reader connection.
 def _due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int,
-         skipped: set[int]) -> list[Delivery]:
+         skipped: list[int]) -> list[Delivery]:
     # All rows as one JSON array: one step instead of one per row (see Spool._insert on
     # why the number of steps matters while the event loop is busy).
     # The skipped ids are left out by the query itself: fetching them too, to drop them
@@ -649,7 +649,7 @@ def _due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int
         " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
         " AND d.id NOT IN (SELECT value FROM json_each(?))"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?)",
-        (webhook_id, now, json.dumps(list(skipped)), limit),
+        (webhook_id, now, json.dumps(skipped), limit),
     ).fetchall()[0][0]
     # SQLite does not promise that an aggregate keeps its subquery's ORDER BY.
     rows = sorted(json.loads(found), key=lambda row: (row[7], row[0]))
