@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,12 +67,13 @@ async def spool(tmp_path: Path) -> AsyncIterator[GatedSpool]:
     await opened.close()
 
 
-def live_webhook(sender: HeldSender) -> LiveWebhook:
+def live_webhook(sender: HeldSender, webhook_id: str = "hook", **channel: Any) -> LiveWebhook:
     webhook = Webhook.model_validate({
         "name": "Hook", "events": "all",
-        "channel": {"type": "web", "url": "https://hooks.example.com/in"},
+        "channel": {"type": "web", "url": "https://hooks.example.com/in", **channel},
     })
-    return LiveWebhook("hook", LoadedWebhook("hook", Path("hook.yaml"), webhook, "0"), sender)
+    loaded = LoadedWebhook(webhook_id, Path(f"{webhook_id}.yaml"), webhook, "0")
+    return LiveWebhook(webhook_id, loaded, sender)
 
 
 async def spool_events(spool: Spool, *event_ids: str) -> list[Delivery]:
@@ -97,7 +99,7 @@ async def test_deliveries_handed_over_are_sent_without_asking_the_spool(
     spool: GatedSpool, dispatching: tuple[Dispatcher, HeldSender],
 ) -> None:
     dispatcher, sender = dispatching
-    dispatcher.offer(await spool_events(spool, "a", "b", "c"))
+    dispatcher.wake(["hook"], await spool_events(spool, "a", "b", "c"))
     # Every query for due deliveries is held at its gates.
     await wait_until(lambda: len(sender.sent) == 3, 10, "the handed-over deliveries sent")
     assert sorted(sender.sent) == ["a", "b", "c"]
@@ -118,7 +120,7 @@ async def test_a_query_that_read_the_spool_before_the_hand_over_adds_no_second_a
     # over; its answer comes only once they are attempted and recorded.
     spool.read_gate.set()
     await wait_until(spool.read.is_set, 10, "the query's read")
-    dispatcher.offer(new)
+    dispatcher.wake(["hook"], new)
     await wait_until(lambda: len(sender.sent) == 2, 10, "the handed-over deliveries sent")
     sender.release.set()
     await wait_until(drained, 10, "their outcomes recorded")
@@ -136,9 +138,20 @@ async def test_deliveries_are_read_back_only_for_a_lane_that_would_take_them(
     assert dispatcher.wants(["hook"])  # no lane yet: the first delivery starts one
     # PREFETCH taken, 8 of them started at once; then as many as fill the queue, and
     # more that the lane leaves in the spool for a fetch.
-    dispatcher.offer(await spool_events(spool, *(f"a{n}" for n in range(PREFETCH))))
-    dispatcher.offer(await spool_events(spool, *(f"b{n}" for n in range(12))))
+    dispatcher.wake(["hook"], await spool_events(spool, *(f"a{n}" for n in range(PREFETCH))))
+    dispatcher.wake(["hook"], await spool_events(spool, *(f"b{n}" for n in range(12))))
     await wait_until(lambda: len(sender.sent) == 8, 10, "the lane's workers busy")
     assert len(dispatcher.lanes["hook"].queue) == PREFETCH
     assert not dispatcher.wants(["hook"])
-    assert dispatcher.wants(["hook", "other"])
+    assert not dispatcher.wants(["hook", "unknown"])
+
+
+async def test_a_webhook_that_sends_batches_wants_nothing_handed_over(
+    spool: GatedSpool,
+) -> None:
+    sender = HeldSender()
+    webhooks = {"hook": live_webhook(sender),
+                "batched": live_webhook(sender, "batched", batch={"max_events": 10})}
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), webhooks.get)
+    assert dispatcher.wants(["batched", "hook"])
+    assert not dispatcher.wants(["batched"])

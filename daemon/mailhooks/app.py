@@ -88,7 +88,7 @@ class Daemon:
         if log.debug_enabled():
             _log.debug("events_accepted", events=len(events), spooled=added.events,
                        duplicates=len(events) - added.events, deliveries=len(added.deliveries))
-        self.dispatcher.offer(added.deliveries)
+        self.dispatcher.wake(targets, added.deliveries)
         return added.events
 
     async def reload(self, reason: str) -> dict[str, Any]:

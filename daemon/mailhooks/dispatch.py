@@ -120,6 +120,14 @@ class Breaker:
         return True
 
 
+def hand_over_room(live: LiveWebhook | None, queued: int) -> int:
+    """How many deliveries just committed a lane with `queued` waiting would take: up to
+    PREFETCH queued, and none for a webhook that sends batches (its lane gathers them)."""
+    if live is None or getattr(live.loaded.webhook.channel, "batch", None) is not None:
+        return 0
+    return PREFETCH - queued
+
+
 class Lane:
     """One webhook's deliveries: handed over by intake or fetched in batches, sent up to
     its concurrency, settled.
@@ -228,9 +236,9 @@ class Lane:
         """Queue and claim deliveries just committed, up to PREFETCH queued, and start
         what there is room for, even while the lane waits for a query; unless this lane
         sends batches (it gathers its own). What it leaves, it fetches later."""
-        room = PREFETCH - len(self.queue)
         live = self.dispatcher.webhook(self.webhook_id)
-        if room <= 0 or live is None or getattr(live.loaded.webhook.channel, "batch", None):
+        room = hand_over_room(live, len(self.queue))
+        if live is None or room <= 0:
             return
         # A query that read the spool after the commit may have claimed some already.
         taken = [delivery for delivery in deliveries if delivery.id not in self.claimed][:room]
@@ -361,23 +369,18 @@ class Dispatcher:
         """Lanes for every webhook that has work left from before a restart."""
         self.wake(await self.spool.pending_webhooks())
 
-    def wake(self, webhook_ids: Iterable[str]) -> None:
-        if self.stopping.is_set():
-            return
-        for webhook_id in webhook_ids:
-            self._wake(webhook_id)
-
-    def offer(self, deliveries: Sequence[Delivery]) -> None:
-        """Deliveries just committed: queued straight into their lanes, which then need
-        no trip to the spool's reader thread before the first attempt (that trip was a
+    def wake(self, webhook_ids: Iterable[str], new: Sequence[Delivery] = ()) -> None:
+        """Start or wake the lanes of these webhooks, handing each the deliveries in `new`
+        that are its own (just committed): queued straight into the lane, they need no
+        trip to the spool's reader thread before the first attempt (that trip was a
         third of the latency from 202 to the receiver in a busy moment)."""
         if self.stopping.is_set():
             return
-        by_webhook: dict[str, list[Delivery]] = {}
-        for delivery in deliveries:
+        by_webhook: dict[str, list[Delivery]] = {webhook_id: [] for webhook_id in webhook_ids}
+        for delivery in new:
             by_webhook.setdefault(delivery.webhook_id, []).append(delivery)
-        for webhook_id, new in by_webhook.items():
-            self._wake(webhook_id, new)
+        for webhook_id, deliveries in by_webhook.items():
+            self._wake(webhook_id, deliveries)
 
     def wants(self, webhook_ids: Iterable[str]) -> bool:
         """Whether a lane of these webhooks would take deliveries handed over now: only
@@ -385,11 +388,12 @@ class Dispatcher:
         the spool's writer thread, 5 to 10 % of batched intake while lanes are full)."""
         for webhook_id in webhook_ids:
             lane = self.lanes.get(webhook_id)
-            if lane is None or len(lane.queue) < PREFETCH:
+            queued = 0 if lane is None else len(lane.queue)
+            if hand_over_room(self.webhook(webhook_id), queued) > 0:
                 return True
         return False
 
-    def _wake(self, webhook_id: str, new: Sequence[Delivery] = ()) -> None:
+    def _wake(self, webhook_id: str, new: list[Delivery]) -> None:
         """Start the webhook's lane if need be, hand it `new`, and wake it."""
         lane = self.lanes.get(webhook_id)
         if lane is None or lane.task is None or lane.task.done():
