@@ -6,22 +6,10 @@ import os
 import uuid
 from collections import deque
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-EVENT_NAMES: Final = (
-    "received",
-    "delivered",
-    "bounced",
-    "rejected",
-    "delayed",
-    "newsletter_opened",
-    "newsletter_clicked",
-    "transactional_opened",
-    "transactional_clicked",
-    "complaint",
-)
 EventName = Literal[
     "received",
     "delivered",
@@ -34,14 +22,51 @@ EventName = Literal[
     "transactional_clicked",
     "complaint",
 ]
+EVENT_NAMES: Final[tuple[EventName, ...]] = get_args(EventName)
 CLICK_EVENTS: Final = frozenset({"newsletter_clicked", "transactional_clicked"})
 
 # The fields a webhook may filter on; each is an optional string field of Event.
 FILTER_FIELDS: Final = ("sending_domain", "sending_node", "bridge", "dedicated_ip")
 
-Scalar = Annotated[str, Field(max_length=1000)] | int | float | bool
-MetadataKey = Annotated[str, Field(min_length=1, max_length=100)]
-ShortText = Annotated[str, Field(max_length=1000)]
+# SPEC §4: every field is bounded. Identifiers are one line of text (no control
+# characters: they reach logs, terminals and HTTP headers); numbers are finite.
+MAX_TEXT: Final = 1000
+ONE_LINE: Final = r"^[^\x00-\x1f\x7f]*$"
+EVENT_ID_PATTERN: Final = r"^[A-Za-z0-9._:@-]{1,200}$"
+DSN_STATUS_PATTERN: Final = r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$"
+MIN_YEAR: Final = 1970
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Scalar = Text | Int64 | Finite | bool
+MetadataKey = Annotated[str, Field(min_length=1, max_length=100, pattern=ONE_LINE)]
+
+
+def one_line(max_length: int, description: str, *, min_length: int = 0, optional: bool = True) -> Any:
+    """A field of one line of text (no control characters), of at most `max_length`."""
+    if optional:
+        return Field(default=None, min_length=min_length, max_length=max_length,
+                     pattern=ONE_LINE, description=description)
+    return Field(min_length=min_length, max_length=max_length, pattern=ONE_LINE,
+                 description=description)
+
+
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (a time without an offset is taken as UTC), within years
+    1970-9999: `9999-12-31T23:59:59-01:00` is past the end of the calendar in UTC."""
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        elif moment.utcoffset():
+            moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"out of range: years {MIN_YEAR} to 9999, once in UTC") from None
+    if moment.year < MIN_YEAR:
+        raise ValueError(f"out of range: years {MIN_YEAR} to 9999, once in UTC")
+    return moment
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
 IDS_PER_DRAW: Final = 256
@@ -73,46 +98,43 @@ class Event(BaseModel):
 
     event: EventName = Field(description="What happened to the email.")
     email: str = Field(
-        min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+        min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$",
         description="The recipient's address.",
     )
-    message_id: str = Field(
-        min_length=1, max_length=998, description="The email's Message-ID, as the MTA knows it."
+    message_id: str = one_line(
+        998, "The email's Message-ID, as the MTA knows it.", min_length=1, optional=False
     )
-    timestamp: datetime | None = Field(
+    timestamp: Timestamp | None = Field(
         default=None,
-        description="When it happened (ISO 8601); the time mailhooks received it when absent.",
+        description="When it happened (ISO 8601, years 1970-9999 in UTC); the time mailhooks "
+        "received it when absent.",
     )
     event_id: str | None = Field(
-        default=None, min_length=1, max_length=200,
-        description="Unique id of this event; the same id posted again is accepted once.",
+        default=None, pattern=EVENT_ID_PATTERN,
+        description="Unique id of this event (1-200 letters, digits and ._:@-); the same id "
+        "posted again is accepted once.",
     )
-    campaign_id: int | str | None = Field(
+    campaign_id: Int64 | Annotated[str, Field(max_length=200, pattern=ONE_LINE)] | None = Field(
         default=None, description="The campaign (broadcast) the email belongs to."
     )
-    broadcast_name: ShortText | None = Field(
-        default=None, description="The campaign's display name."
+    broadcast_name: Text | None = Field(default=None, description="The campaign's display name.")
+    sending_domain: str | None = one_line(253, "The domain the email was sent from.")
+    sending_node: str | None = one_line(200, "The SMTP node that sent the email.")
+    bridge: str | None = one_line(200, "The bridge (SMTP credentials) used.")
+    dedicated_ip: str | None = one_line(45, "The dedicated IP address the email left from.")
+    link_url: str | None = one_line(8192, "The link clicked, for click events.")
+    bounce_type: str | None = one_line(100, "hard, soft, … for bounced events.")
+    complaint_type: str | None = one_line(100, "abuse, fraud, … for complaint events.")
+    smtp_code: int | None = Field(
+        default=None, ge=200, le=599, description="The SMTP reply code (200-599)."
     )
-    sending_domain: str | None = Field(
-        default=None, max_length=253, description="The domain the email was sent from."
+    dsn_status: str | None = Field(
+        default=None, pattern=DSN_STATUS_PATTERN,
+        description="The enhanced status code (RFC 3463), e.g. 5.1.1.",
     )
-    sending_node: str | None = Field(
-        default=None, max_length=200, description="The SMTP node that sent the email."
-    )
-    bridge: str | None = Field(
-        default=None, max_length=200, description="The bridge (SMTP credentials) used."
-    )
-    dedicated_ip: str | None = Field(
-        default=None, max_length=45, description="The dedicated IP address the email left from."
-    )
-    link_url: str | None = Field(
-        default=None, max_length=8192, description="The link clicked, for click events."
-    )
-    bounce_type: str | None = Field(
-        default=None, max_length=100, description="hard, soft, … for bounced events."
-    )
-    complaint_type: str | None = Field(
-        default=None, max_length=100, description="abuse, fraud, … for complaint events."
+    diagnostic: str | None = Field(
+        default=None, max_length=2000,
+        description="The remote server's answer, as the MTA reported it.",
     )
     metadata: dict[MetadataKey, Scalar] | None = Field(
         default=None, max_length=50, description="Extra key/value pairs passed through as given."
@@ -122,15 +144,10 @@ class Event(BaseModel):
     )
 
     def fill_in(self, received_at: datetime) -> Event:
-        """Give the event what mailhooks adds: a UTC timestamp (the receive time when it
-        had none) and an event_id (a new UUID when the sender gave none)."""
-        moment = self.timestamp
-        if moment is None:
+        """Give the event what mailhooks adds: the receive time when it had no timestamp,
+        and an event_id (128 random bits) when the sender gave none."""
+        if self.timestamp is None:  # validation already made a given one UTC
             self.timestamp = received_at
-        elif moment.tzinfo is None:
-            self.timestamp = moment.replace(tzinfo=UTC)
-        elif moment.utcoffset():
-            self.timestamp = moment.astimezone(UTC)
         if self.event_id is None:
             self.event_id = new_event_id()
         return self

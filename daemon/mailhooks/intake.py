@@ -130,7 +130,8 @@ def _json_reason(problem: Any) -> str:
 
 # pydantic names the branch of a union in the error's location (`metadata.k.bool`);
 # a sender needs the field, once.
-_UNION_TAGS: Final = frozenset({"str", "int", "float", "bool", "constrained-str", "none"})
+_UNION_TAGS: Final = frozenset({"str", "int", "float", "bool", "constrained-str",
+                                 "constrained-int", "constrained-float", "none"})
 
 
 def _detail(index: int, problem: Any) -> Detail:
