@@ -20,12 +20,11 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from benchmarks.harness import REPO, Paired, event
-from mailhooks.channels.base import ChannelContext, Message
-from mailhooks.channels.egress import make_session
-from mailhooks.channels.web import WebSender
+from mailhooks.channels.base import Message, WebhookRef
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.web import WebChannel, WebSender
+from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import WebChannel
-from mailhooks.webhooks.secrets import Resolved
 from tests.utils import wait_until
 
 CONCURRENCY = 8
@@ -50,11 +49,11 @@ async def cpu_per_request(send: Callable[[], Awaitable[None]], requests: int) ->
 async def compare(url: str, requests: int, rounds: int) -> Paired:
     body = json.dumps(event(1, event_id="0" * 32)).encode()
     settings = Settings.model_validate({"allow_http": True, "egress": {"deny": []}})
-    async with make_session(settings, 256) as session, \
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as bare:
-        context = ChannelContext(settings, session, session)
+    context = ChannelContext(settings)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as bare:
         channel = WebChannel.model_validate({"type": "web", "url": url, "secret": "${env:S}"})
-        sender = WebSender("bench", channel, Resolved({"${env:S}": SECRET}), context)
+        sender = WebSender(WebhookRef("bench", "bench"), channel, Resolved({"${env:S}": SECRET}),
+                           context)
         message = Message("0" * 32, [], body)
         headers = {"Content-Type": "application/json", "User-Agent": "bench/1",
                    "webhook-id": "x", "webhook-timestamp": "1705314600"}
@@ -74,6 +73,7 @@ async def compare(url: str, requests: int, rounds: int) -> Paired:
         for _ in range(rounds):
             bare_cpu.append((await cpu_per_request(send_bare, requests))[0])
             channel_cpu.append((await cpu_per_request(send_channel, requests))[0])
+    await context.close()
     # CPU per request: lower is better, so the ratio that reads like the others is
     # bare / channel.
     return Paired([1 / x for x in channel_cpu], [1 / x for x in bare_cpu])

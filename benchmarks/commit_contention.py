@@ -18,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from mailhooks.spool import NewEvent, Spool, _Intake
+from mailhooks.spool import NewEvent, Spool
+from mailhooks.spool.records import Intake as _Intake
 
 EVENTS_PER_COMMIT = 64
 PAYLOAD = b'{"event":"delivered","email":"someone@example.com","message_id":"m-1"}' + b" " * 230
@@ -32,7 +33,7 @@ def commit_ms(spool: Spool, commits: int) -> float:
         batch = [(_Intake([NewEvent(os.urandom(16).hex(), "delivered", "m-1", PAYLOAD, ("hook",))],
                           time.time(), hand_over=True), None) for _ in range(EVENTS_PER_COMMIT)]
         started = time.perf_counter()
-        spool._commit(batch)  # type: ignore[arg-type]  # no futures: called directly
+        spool._writer._commit(batch)  # type: ignore[arg-type]  # no futures: called directly
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000
 

@@ -20,11 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mailhooks.channels.pushover import PushoverChannel
+from mailhooks.channels.web import WebChannel
 from mailhooks.events import EVENT_NAMES, Event
 from mailhooks.match import Matcher
 from mailhooks.settings import Limits, Settings
 from mailhooks.webhooks.load import load_webhooks
-from mailhooks.webhooks.models import Filters, PushoverChannel, WebChannel, Webhook
+from mailhooks.webhooks.models import Filters, Webhook
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = 1000

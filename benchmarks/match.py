@@ -14,9 +14,10 @@ import time
 from typing import Any
 
 from benchmarks.harness import Row, Scale, ratio_text
+from mailhooks.channels.web import WebChannel
 from mailhooks.events import EVENT_NAMES, Event
 from mailhooks.match import Matcher
-from mailhooks.webhooks.models import Filters, WebChannel, Webhook
+from mailhooks.webhooks.models import Filters, Webhook
 
 GROUP = 3
 SAMPLES = 1000

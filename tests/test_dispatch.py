@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from mailhooks.channels.base import Message, Outcome
-from mailhooks.dispatch import PREFETCH, Dispatcher
+from mailhooks.delivery.dispatcher import Dispatcher
+from mailhooks.delivery.lane import PREFETCH
 from mailhooks.live import LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
@@ -24,6 +25,8 @@ from tests.utils import wait_until
 
 class HeldSender:
     """Records every message; each send waits until `release` is set."""
+
+    rate_key = "held"
 
     def __init__(self) -> None:
         self.sent: list[str] = []

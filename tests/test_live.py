@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailhooks.channels.base import ChannelContext
+from mailhooks.channels.context import ChannelContext
 from mailhooks.live import LiveSet, build
+from mailhooks.secrets import SecretSources
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import load_directory
-from mailhooks.webhooks.secrets import SecretSources
 
 WEBHOOK = """name: CRM
 events: all
@@ -22,7 +22,7 @@ channel:
 def _build(directory: Path, environ: dict[str, str], previous: LiveSet | None = None) -> LiveSet:
     result = load_directory(directory, Settings())
     # Senders only keep the sessions; none is used while building.
-    context = ChannelContext(Settings(), None, None)  # type: ignore[arg-type]
+    context = ChannelContext(Settings())
     return build(result, previous or LiveSet(), Settings(), context, SecretSources(environ, None))
 
 

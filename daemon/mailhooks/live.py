@@ -9,15 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from mailhooks.channels.base import ChannelContext, Sender
-from mailhooks.channels.registry import build_sender
+from mailhooks.channels.base import ChannelKind, Sender, WebhookRef
+from mailhooks.channels.config import Batch, ChannelConfig
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.registry import build_sender, kind_of
+from mailhooks.documents.positions import START, Position, Problem
 from mailhooks.match import Matcher
+from mailhooks.secrets import Resolved, SecretError, SecretSources, resolve_all
 from mailhooks.settings import Settings
-from mailhooks.webhooks.load import LoadedWebhook, LoadResult, Problem, apply_limit
-from mailhooks.webhooks.models import secret_texts
-from mailhooks.webhooks.secrets import Resolved, SecretError, SecretSources, resolve_all
-from mailhooks.webhooks.yaml import START, Position
+from mailhooks.webhooks.load import LoadedWebhook, LoadResult, apply_limit
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,18 @@ class LiveWebhook:
     loaded: LoadedWebhook
     sender: Sender
     secrets: Resolved = field(default_factory=lambda: Resolved({}), repr=False)
+
+    @property
+    def channel(self) -> ChannelConfig:
+        return self.loaded.webhook.channel
+
+    @cached_property
+    def kind(self) -> ChannelKind:
+        return kind_of(self.loaded.webhook.channel)
+
+    @cached_property
+    def batching(self) -> Batch | None:
+        return self.loaded.webhook.channel.batching()
 
     @property
     def retry_schedule(self) -> list[float] | None:
@@ -46,6 +60,16 @@ class LiveSet:
         return not self.problems
 
 
+class LiveRef:
+    """The live set now: replaced whole by each reload, read by intake and the lanes."""
+
+    def __init__(self) -> None:
+        self.now = LiveSet()
+
+    def webhook(self, webhook_id: str) -> LiveWebhook | None:
+        return self.now.webhooks.get(webhook_id)
+
+
 def _position_of(loaded: LoadedWebhook, text: str | None) -> Position:
     """Where `text` (a secret reference) first appears in the webhook's file."""
     if not text:
@@ -59,6 +83,28 @@ def _position_of(loaded: LoadedWebhook, text: str | None) -> Position:
         return START
     line_start = content.rfind("\n", 0, offset) + 1
     return Position(content.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+
+def build_one(
+    loaded: LoadedWebhook, settings: Settings, context: ChannelContext, sources: SecretSources,
+    previous: LiveWebhook | None = None,
+) -> LiveWebhook:
+    """One webhook made live: its secrets resolved, its sender built. `previous` (the
+    version running) is kept as it is when neither the file nor its secrets changed, so
+    a reload wakes only what changed. Raises SecretError or ValueError, whose messages
+    name a reference, never its value."""
+    secrets = resolve_all(loaded.webhook.channel.secret_texts(), sources)
+    if previous is not None and previous.loaded.digest == loaded.digest and previous.secrets == secrets:
+        return previous
+    ref = WebhookRef(loaded.id, loaded.webhook.name)
+    return LiveWebhook(loaded.id, loaded, build_sender(ref, loaded.webhook.channel, secrets, context),
+                       secrets)
+
+
+def problem_of(loaded: LoadedWebhook, error: SecretError | ValueError) -> Problem:
+    """A webhook that cannot be made live, pointing at the reference it names."""
+    where = _position_of(loaded, getattr(error, "reference", None))
+    return Problem(str(loaded.path), where, f"{loaded.id}: {error}")
 
 
 def build(
@@ -76,21 +122,11 @@ def build(
     webhooks: dict[str, LiveWebhook] = {}
     for identifier, loaded in result.webhooks.items():
         try:
-            secrets = resolve_all(secret_texts(loaded.webhook.channel), sources)
-            kept = previous.webhooks.get(identifier)
-            if kept is not None and kept.loaded.digest == loaded.digest and kept.secrets == secrets:
-                # Unchanged file and secrets: keep the running webhook (and its lane's
-                # state), so a reload wakes only what changed.
-                webhooks[identifier] = kept
-                continue
-            sender = build_sender(identifier, loaded.webhook, secrets, context)
+            webhooks[identifier] = build_one(loaded, settings, context, sources,
+                                             previous.webhooks.get(identifier))
         except (SecretError, ValueError) as error:
-            # Messages name the reference, never its value.
-            where = _position_of(loaded, getattr(error, "reference", None))
-            problems.append(Problem(str(loaded.path), where, f"{identifier}: {error}"))
+            problems.append(problem_of(loaded, error))
             stale.add(identifier)
-            continue
-        webhooks[identifier] = LiveWebhook(identifier, loaded, sender, secrets)
     for identifier in stale:
         kept = previous.webhooks.get(identifier)
         if kept is not None and identifier not in webhooks:

@@ -19,12 +19,12 @@ from typing import Any, Final
 import watchfiles
 
 from mailhooks import log
-from mailhooks.channels.base import ChannelContext
-from mailhooks.live import LiveSet, build
+from mailhooks.channels.context import ChannelContext
+from mailhooks.live import LiveRef, LiveSet, build
 from mailhooks.metrics import Metrics
+from mailhooks.secrets import SecretSources
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import LoadResult, ParseCache, load_steps
-from mailhooks.webhooks.secrets import SecretSources
 
 # watchfiles groups the changes of a `git checkout` into one batch: it waits until no
 # change came for STEP ms, but never longer than DEBOUNCE ms, keeping reloads under 1 s.
@@ -43,17 +43,22 @@ class Reloader:
         settings: Settings,
         context: ChannelContext,
         metrics: Metrics,
+        current: LiveRef,
         on_swap: Callable[[LiveSet, LiveSet], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.context = context
         self.metrics = metrics
+        self.current = current
         self.on_swap = on_swap
-        self.live = LiveSet()
         self._lock = asyncio.Lock()
         self.last_report: dict[str, Any] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cache = ParseCache()
+
+    @property
+    def live(self) -> LiveSet:
+        return self.current.now
 
     @property
     def directory(self) -> Path:
@@ -79,7 +84,7 @@ class Reloader:
                 live = build(result, previous, self.settings, self.context,
                              SecretSources.from_process())
             built = time.perf_counter()
-            self.live = live
+            self.current.now = live
             await self.on_swap(previous, live)
             self.metrics.reload_ok.set(1 if live.ok else 0)
             if live.ok:

@@ -7,7 +7,7 @@ import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp import ClientConnectionResetError, web
 from aiohttp.abc import AbstractStreamWriter
@@ -17,17 +17,15 @@ from aiohttp.web_protocol import RequestHandler
 
 from mailhooks import log
 from mailhooks.intake import IntakeError, read_events
+from mailhooks.service import Service
 from mailhooks.spool import SpoolError, SpoolFull
-
-if TYPE_CHECKING:
-    from mailhooks.app import Daemon
 
 BODY_READ_TIMEOUT: Final = 60.0
 RETRY_AFTER_FULL: Final = "30"
 RETRY_AFTER_STOPPING: Final = "5"
 
 _log = log.get("mailhooks.server")
-Handler = Callable[["Daemon", web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[Service, web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -42,12 +40,12 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return _json({"error": message, **extra}, status=status, headers=headers)
 
 
-async def post_events(daemon: Daemon, request: web.BaseRequest) -> web.Response:
-    limits = daemon.settings.limits
-    if daemon.stopping:
+async def post_events(service: Service, request: web.BaseRequest) -> web.Response:
+    limits = service.settings.limits
+    if service.stopping:
         return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
-        daemon.metrics.events_rejected.labels("too_large").inc()
+        service.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
     try:
         if request.content.is_eof():
@@ -56,7 +54,7 @@ async def post_events(daemon: Daemon, request: web.BaseRequest) -> web.Response:
             async with asyncio.timeout(BODY_READ_TIMEOUT):
                 body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        daemon.metrics.events_rejected.labels("too_large").inc()
+        service.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
     except TimeoutError:
         return _error(408, f"body not received within {BODY_READ_TIMEOUT:.0f}s")
@@ -67,18 +65,18 @@ async def post_events(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     try:
         events = read_events(body, request.content_type, limits.max_batch_events)
     except IntakeError as error:
-        daemon.metrics.events_rejected.labels("too_many" if error.status == 413 else "invalid").inc()
+        service.metrics.events_rejected.labels("too_many" if error.status == 413 else "invalid").inc()
         _log.info("events_rejected", status=error.status, error=error.message,
                   details=len(error.details))
         return _json(error.as_json(), status=error.status)
     try:
-        spooled = await daemon.accept(events)
+        spooled = await service.accept(events)
     except SpoolFull as error:
-        daemon.metrics.events_rejected.labels("spool_full").inc()
+        service.metrics.events_rejected.labels("spool_full").inc()
         _log.warning("spool_full", error=str(error))
         return _error(503, "spool is full; retry later")
     except SpoolError as error:
-        daemon.metrics.events_rejected.labels("spool_error").inc()
+        service.metrics.events_rejected.labels("spool_error").inc()
         _log.error("spool_error", error=str(error))
         return _error(503, "spool unavailable; retry later")
     # The answer every accepted batch gets, written without a JSON encoder.
@@ -88,25 +86,24 @@ async def post_events(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     )
 
 
-async def healthz(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
-    return _json({"status": "stopping" if daemon.stopping else "ok"})
+async def healthz(service: Service, _request: web.BaseRequest) -> web.Response:
+    return _json({"status": "stopping" if service.stopping else "ok"})
 
 
-async def metrics(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
-    daemon.metrics.observe_stats(await daemon.spool.stats())
-    return web.Response(body=daemon.metrics.render(),
+async def metrics(service: Service, _request: web.BaseRequest) -> web.Response:
+    return web.Response(body=await service.metrics_text(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-async def list_webhooks(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
-    return _json(daemon.webhooks_report())
+async def list_webhooks(service: Service, _request: web.BaseRequest) -> web.Response:
+    return _json(service.webhooks_report())
 
 
-async def status(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
-    return _json(await daemon.status_report())
+async def status(service: Service, _request: web.BaseRequest) -> web.Response:
+    return _json(await service.status_report())
 
 
-async def test_webhook(daemon: Daemon, request: web.BaseRequest, webhook_id: str) -> web.Response:
+async def test_webhook(service: Service, request: web.BaseRequest, webhook_id: str) -> web.Response:
     event_name = request.query.get("event")
     if request.can_read_body:
         try:
@@ -115,7 +112,7 @@ async def test_webhook(daemon: Daemon, request: web.BaseRequest, webhook_id: str
             return _error(400, "body must be JSON, e.g. {\"event\": \"bounced\"}")
         if isinstance(body, dict) and isinstance(body.get("event"), str):
             event_name = body["event"]
-    result = await daemon.test_webhook(webhook_id, event_name)
+    result = await service.test_webhook(webhook_id, event_name)
     if result is None:
         return _error(404, f"no webhook {webhook_id!r} is loaded")
     if not result["sent"]:  # refused before sending (an unknown event name)
@@ -123,11 +120,11 @@ async def test_webhook(daemon: Daemon, request: web.BaseRequest, webhook_id: str
     return _json(result)
 
 
-async def reload(daemon: Daemon, _request: web.BaseRequest) -> web.Response:
-    return _json(await daemon.reload(reason="api"))
+async def reload(service: Service, _request: web.BaseRequest) -> web.Response:
+    return _json(await service.reload(reason="api"))
 
 
-async def deliveries(daemon: Daemon, request: web.BaseRequest) -> web.Response:
+async def deliveries(service: Service, request: web.BaseRequest) -> web.Response:
     state = request.query.get("state")
     if state not in (None, "pending", "delivered", "failed", "dropped"):
         return _error(400, "state is one of pending, delivered, failed, dropped")
@@ -135,11 +132,11 @@ async def deliveries(daemon: Daemon, request: web.BaseRequest) -> web.Response:
         limit = min(int(request.query.get("limit", "100")), 10000)
     except ValueError:
         return _error(400, "limit must be a number")
-    records = await daemon.spool.deliveries(state, request.query.get("webhook"), limit)
+    records = await service.deliveries(state, request.query.get("webhook"), limit)
     return _json({"deliveries": [record.as_json() for record in records]})
 
 
-async def replay(daemon: Daemon, request: web.BaseRequest) -> web.Response:
+async def replay(service: Service, request: web.BaseRequest) -> web.Response:
     try:
         body = await request.json()
     except json.JSONDecodeError:
@@ -151,7 +148,7 @@ async def replay(daemon: Daemon, request: web.BaseRequest) -> web.Response:
     )
     if not (valid_ids or isinstance(webhook, str)) or (ids is not None and webhook is not None):
         return _error(400, 'give either "ids" (a list of delivery ids) or "webhook" (an id)')
-    replayed = await daemon.replay(ids or [], webhook)
+    replayed = await service.replay(ids or [], webhook)
     return _json({"replayed": replayed})
 
 
@@ -195,8 +192,8 @@ class Api:
     """Answers every request on the daemon's sockets: one JSON answer per request, errors
     included; a bug answers a JSON 500 and logs one line with the traceback."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         handler = route(request.method, request.path)
@@ -207,7 +204,7 @@ class Api:
                              headers={"Allow": ", ".join(allowed)})
             return _json({"error": "Not Found"}, status=404)
         try:
-            return await handler(self.daemon, request)
+            return await handler(self.service, request)
         except web.HTTPException as error:  # e.g. a body over client_max_size
             return _json({"error": error.reason}, status=error.status)
         except Exception:
@@ -215,13 +212,13 @@ class Api:
             return _error(500, "internal error; see the daemon's log")
 
 
-def make_server(daemon: Daemon) -> web.Server:
+def make_server(service: Service) -> web.Server:
     loop = asyncio.get_running_loop()
-    max_body = daemon.settings.limits.max_body_bytes
+    max_body = service.settings.limits.max_body_bytes
 
     def request(message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler,
                 writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.BaseRequest:
         return web.BaseRequest(message, payload, protocol, writer, task, loop,
                                client_max_size=max_body)
 
-    return web.Server(Api(daemon), request_factory=request, access_log=None)
+    return web.Server(Api(service), request_factory=request, access_log=None)

@@ -12,13 +12,12 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from mailhooks.channels.base import ChannelContext, Message
-from mailhooks.channels.egress import make_session
-from mailhooks.channels.pushover import PushoverSender
-from mailhooks.channels.web import WebSender
+from mailhooks.channels.base import Message, WebhookRef
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.pushover import PushoverChannel, PushoverSender
+from mailhooks.channels.web import WebChannel, WebSender
+from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import PushoverChannel, WebChannel
-from mailhooks.webhooks.secrets import Resolved
 
 # The secrets every test uses, by reference. Distinct, greppable values.
 SECRETS = {
@@ -49,11 +48,9 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[ChannelContext]:
-    session = make_session(settings, limit=10)
-    pushover_session = make_session(settings, limit=2)
-    yield ChannelContext(settings=settings, session=session, pushover_session=pushover_session)
-    await session.close()
-    await pushover_session.close()
+    context = ChannelContext(settings)
+    yield context
+    await context.close()
 
 
 @pytest.fixture
@@ -78,7 +75,7 @@ def make_web(
 ) -> Callable[..., WebSender]:
     def build(url: str, **channel: Any) -> WebSender:
         model = WebChannel.model_validate({"type": "web", "url": url, **channel})
-        return WebSender("crm/opens", model, secrets, context)
+        return WebSender(WebhookRef("crm/opens", "CRM opens"), model, secrets, context)
 
     return build
 
@@ -96,7 +93,7 @@ def make_pushover(
                 **channel,
             }
         )
-        return PushoverSender("alerts/bounces", model, secrets, context)
+        return PushoverSender(WebhookRef("alerts/bounces", "Bounces"), model, secrets, context)
 
     return build
 

@@ -10,19 +10,18 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from mailhooks.channels.base import ChannelContext, Message
+from mailhooks.channels.base import Message, WebhookRef
+from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.egress import (
     DenyingResolver,
     EgressDenied,
     EgressPolicy,
     make_connector,
-    make_session,
 )
-from mailhooks.channels.pushover import PushoverSender
-from mailhooks.channels.web import WebSender
+from mailhooks.channels.pushover import PushoverChannel, PushoverSender
+from mailhooks.channels.web import WebChannel, WebSender
+from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import PushoverChannel, WebChannel
-from mailhooks.webhooks.secrets import Resolved
 from tests.utils import Receiver
 
 MakeMessage = Callable[..., Message]
@@ -32,15 +31,13 @@ MakeMessage = Callable[..., Message]
 async def denying_context() -> AsyncIterator[ChannelContext]:
     """The default egress.deny (loopback, link-local), with plain http allowed."""
     settings = Settings(allow_http=True)
-    session = make_session(settings, limit=10)
-    pushover = make_session(settings, limit=2)
-    yield ChannelContext(settings=settings, session=session, pushover_session=pushover)
-    await session.close()
-    await pushover.close()
+    context = ChannelContext(settings)
+    yield context
+    await context.close()
 
 
 def web_sender(url: str, context: ChannelContext, secrets: Resolved) -> WebSender:
-    return WebSender("x", WebChannel(type="web", url=url), secrets, context)
+    return WebSender(WebhookRef("x", "x"), WebChannel(type="web", url=url), secrets, context)
 
 
 async def test_ip_literal_is_denied_before_connecting(
@@ -86,7 +83,7 @@ async def test_pushover_obeys_egress_deny(
     channel = PushoverChannel(
         type="pushover", user_key="${env:PUSHOVER_USER}", api_token="${env:PUSHOVER_TOKEN}"
     )
-    sender = PushoverSender("x", channel, secrets, denying_context)
+    sender = PushoverSender(WebhookRef("x", "x"), channel, secrets, denying_context)
     async with asyncio.timeout(5):
         outcome = await sender.send(make_message())
     assert not outcome.ok and outcome.retry

@@ -13,18 +13,19 @@ from aioresponses import aioresponses
 from structlog.testing import capture_logs
 from yarl import URL
 
-from mailhooks.channels.base import ChannelContext, Message
+from mailhooks.channels.base import Message, WebhookRef
+from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.pushover import (
     MAX_MESSAGE_LENGTH,
     MAX_TITLE_LENGTH,
     MAX_URL_LENGTH,
+    PushoverChannel,
     PushoverSender,
     message_of,
     title_of,
 )
+from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import PushoverChannel
-from mailhooks.webhooks.secrets import Resolved
 from tests.utils import Receiver
 
 from .conftest import SAMPLE_EVENT, SECRETS
@@ -255,8 +256,8 @@ async def test_remaining_quota_is_reported(
     api: aioresponses, context: ChannelContext, make_pushover: MakePushover,
     make_message: MakeMessage,
 ) -> None:
-    seen: list[int] = []
-    context.extras["pushover_remaining"] = seen.append
+    seen: list[float] = []
+    context.gauges["pushover_remaining"] = seen.append
     api.post(API, payload=OK_BODY, headers={"X-Limit-App-Remaining": "7496"})
     api.post(API, payload=OK_BODY)  # no header: nothing recorded
     api.post(API, payload=OK_BODY, headers={"X-Limit-App-Remaining": "lots"})
@@ -264,15 +265,6 @@ async def test_remaining_quota_is_reported(
     for _ in range(3):
         assert (await sender.send(make_message())).ok
     assert seen == [7496]
-
-
-async def test_remaining_quota_without_callback(
-    api: aioresponses, context: ChannelContext, make_pushover: MakePushover,
-    make_message: MakeMessage,
-) -> None:
-    context.extras["pushover_remaining"] = "not callable"
-    api.post(API, payload=OK_BODY, headers={"X-Limit-App-Remaining": "3"})
-    assert (await make_pushover().send(make_message())).ok
 
 
 async def test_against_a_local_fake_pushover(
@@ -289,13 +281,13 @@ async def test_against_a_local_fake_pushover(
     context.settings = Settings(
         allow_http=True, egress={"deny": []}, pushover={"api_url": receiver.origin + "/"}
     )
-    seen: list[int] = []
-    context.extras["pushover_remaining"] = seen.append
+    seen: list[float] = []
+    context.gauges["pushover_remaining"] = seen.append
     channel = PushoverChannel(
         type="pushover", user_key="${env:PUSHOVER_USER}", api_token="${env:PUSHOVER_TOKEN}",
         sound="mute",
     )
-    sender = PushoverSender("alerts/bounces", channel, secrets, context)
+    sender = PushoverSender(WebhookRef("alerts/bounces", "alerts/bounces"), channel, secrets, context)
     complaint = {**SAMPLE_EVENT, "event": "complaint", "complaint_type": "abuse", "test": True}
     outcome = await sender.send(make_message(complaint))
     assert outcome.ok and outcome.status == 200
@@ -354,5 +346,5 @@ def test_sender_repr_hides_secrets(context: ChannelContext, secrets: Resolved) -
     channel = PushoverChannel(
         type="pushover", user_key="${env:PUSHOVER_USER}", api_token="${env:PUSHOVER_TOKEN}"
     )
-    text = repr(PushoverSender("alerts/bounces", channel, secrets, context))
+    text = repr(PushoverSender(WebhookRef("alerts/bounces", "alerts/bounces"), channel, secrets, context))
     assert TOKEN not in text and USER not in text

@@ -13,20 +13,17 @@ from email.utils import format_datetime
 
 import pytest
 from aiohttp import StreamReader, web
+from multidict import CIMultiDict, CIMultiDictProxy
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import mailhooks
-from mailhooks.channels.base import ChannelContext, Message, Outcome
-from mailhooks.channels.web import (
-    SigningKeyError,
-    WebSender,
-    parse_retry_after,
-    read_excerpt,
-    signing_key,
-)
+from mailhooks.channels.base import Message, Outcome, WebhookRef
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.http import Answer, parse_retry_after, read_excerpt
+from mailhooks.channels.signing import SigningKeyError, signing_key
+from mailhooks.channels.web import WebChannel, WebSender
+from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.webhooks.models import WebChannel
-from mailhooks.webhooks.secrets import Resolved
 from tests.utils import Handler, Receiver
 
 from .conftest import SECRETS
@@ -62,7 +59,7 @@ async def test_posts_body_and_headers(
 
     assert outcome.ok and outcome.status == 200 and outcome.error is None
     assert outcome.outcome == "success"
-    assert outcome.body_excerpt == "ok"
+    assert outcome.body_excerpt == ""  # a private address's answer is never shown
     assert outcome.duration_ms > 0
     [request] = receiver.requests
     assert request.method == "POST"
@@ -154,12 +151,21 @@ async def test_two_secrets_give_two_signatures_each_verifiable(
 
 
 def test_signing_key_rules() -> None:
-    assert signing_key("whsec_" + base64.b64encode(b"\x00\x01key").decode()) == b"\x00\x01key"
-    assert signing_key("whsec_" + base64.b64encode(b"abcd").decode().rstrip("=")) == b"abcd"
-    assert signing_key("päss") == "päss".encode()
+    key = b"\x00\x01" + b"k" * 30
+    assert signing_key("whsec_" + base64.b64encode(key).decode()) == key
+    assert signing_key("whsec_" + base64.b64encode(b"abcd" * 5).decode().rstrip("=")) == b"abcd" * 5
+    assert signing_key("päss-phrase-of-enough-bytes") == "päss-phrase-of-enough-bytes".encode()
+    for bad in ("whsec_not*base64!", "whsec_" + base64.b64encode(key).decode() + "!"):
+        with pytest.raises(SigningKeyError) as raised:
+            signing_key(bad)
+        assert "base64" in str(raised.value) and "not*" not in str(raised.value)
+
+
+@pytest.mark.parametrize("secret", ["short", "whsec_" + base64.b64encode(b"8 bytes!").decode(), ""])
+def test_a_signing_secret_has_a_minimum_length(secret: str) -> None:
     with pytest.raises(SigningKeyError) as raised:
-        signing_key("whsec_not*base64!")
-    assert "not*base64" not in str(raised.value)
+        signing_key(secret)
+    assert secret not in str(raised.value) or not secret
 
 
 def test_bad_whsec_secret_fails_at_build(
@@ -167,7 +173,7 @@ def test_bad_whsec_secret_fails_at_build(
 ) -> None:
     channel = WebChannel(type="web", url="http://127.0.0.1/", secret="${env:S}")
     with pytest.raises(SigningKeyError) as raised:
-        WebSender("x", channel, Resolved({"${env:S}": "whsec_%%%"}), context)
+        WebSender(WebhookRef("x", "x"), channel, Resolved({"${env:S}": "whsec_%%%"}), context)
     assert "%%%" not in str(raised.value)
 
 
@@ -180,7 +186,7 @@ async def test_server_errors_are_retried(
     assert not outcome.ok and outcome.retry and outcome.status == status
     assert outcome.outcome == "retry"
     assert outcome.error is not None and outcome.error.startswith(f"HTTP {status} ")
-    assert outcome.body_excerpt == "upstream down"
+    assert outcome.body_excerpt == ""  # from 127.0.0.1: only the status is shown
 
 
 async def test_gone_is_permanent(
@@ -269,9 +275,9 @@ async def test_settings_timeout_is_the_default(
 ) -> None:
     context.settings = Settings(allow_http=True, egress={"deny": []}, timeout=7)
     channel = WebChannel(type="web", url="http://127.0.0.1:1/")
-    assert WebSender("x", channel, secrets, context)._timeout == 7
+    assert WebSender(WebhookRef("x", "x"), channel, secrets, context)._timeout == 7
     channel = WebChannel(type="web", url="http://127.0.0.1:1/", timeout=3)
-    assert WebSender("x", channel, secrets, context)._timeout == 3
+    assert WebSender(WebhookRef("x", "x"), channel, secrets, context)._timeout == 3
 
 
 async def test_connection_refused_is_retried(
@@ -323,12 +329,14 @@ async def test_connection_closed_mid_answer_is_retried(
     assert outcome.error == error
 
 
-async def test_body_excerpt_is_capped_at_512_bytes(
-    receiver: Receiver, make_web: MakeWeb, make_message: MakeMessage
-) -> None:
-    receiver.handler = answer(500, b"e" * 100_000)
-    outcome = await make_web(receiver.origin).send(make_message())
-    assert outcome.body_excerpt == "e" * 512
+def test_excerpt_of_a_public_answer_is_capped_and_scrubbed(make_web: MakeWeb) -> None:
+    sender = make_web("https://crm.example.com/hook", headers={"X-Api-Key": "${env:API_KEY}"})
+    echoed = ("e" * 20 + SECRETS["${env:API_KEY}"] + "e" * 100_000).encode()
+    excerpt = sender.excerpt(Answer(500, CIMultiDictProxy(CIMultiDict()), echoed, public_peer=True))
+    assert excerpt.startswith("e" * 20 + "[redacted]") and len(excerpt.encode()) <= 512 + 10
+    assert SECRETS["${env:API_KEY}"] not in excerpt
+    private = Answer(500, CIMultiDictProxy(CIMultiDict()), b"internal data", public_peer=False)
+    assert sender.excerpt(private) == ""
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["answer-complete", "answer-streaming"])
@@ -351,7 +359,7 @@ async def test_plain_http_refused_unless_allowed(
 ) -> None:
     context.settings = Settings(allow_http=False, egress={"deny": []})
     channel = WebChannel(type="web", url=receiver.origin)
-    outcome = await WebSender("x", channel, secrets, context).send(make_message())
+    outcome = await WebSender(WebhookRef("x", "x"), channel, secrets, context).send(make_message())
     assert not outcome.ok and not outcome.retry
     assert outcome.error is not None and "allow_http" in outcome.error
     assert receiver.requests == []

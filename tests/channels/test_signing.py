@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mailhooks.channels.web import GIL_KEPT_BELOW, hmac_sha256, keyed
+from mailhooks.channels.signing import GIL_KEPT_BELOW, hmac_sha256, keyed
 
 KEY = b"k" * 24
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from mailhooks.channels.pushover import PushoverChannel
+from mailhooks.channels.web import WebChannel
 from mailhooks.settings import Settings
 from mailhooks.webhooks.edit import PUBLIC_SCHEMA
 from mailhooks.webhooks.load import load_webhooks
-from mailhooks.webhooks.models import PushoverChannel, WebChannel, Webhook
+from mailhooks.webhooks.models import Webhook
 from tests.cli_edit.conftest import Run, git
 
 WEB_FLAGS = ("--id", "crm/clicks", "--name", "CRM Clicks", "--events", "newsletter_clicked",

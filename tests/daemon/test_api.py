@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from mailhooks import server
-from mailhooks.app import Daemon
+from mailhooks.service import Service
 from tests.utils import DaemonProcess, Receiver, unix_exchange
 
 
@@ -66,11 +66,11 @@ def test_routes() -> None:
 async def failing_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """The API in this process with one extra route whose handler has a bug."""
 
-    async def broken(_daemon: Daemon, _request: web.BaseRequest) -> web.Response:
+    async def broken(_service: Service, _request: web.BaseRequest) -> web.Response:
         raise RuntimeError("a bug")
 
     monkeypatch.setitem(server._ROUTES, ("GET", "/broken"), broken)
-    runner = web.ServerRunner(web.Server(server.Api(cast(Daemon, None))))
+    runner = web.ServerRunner(web.Server(server.Api(cast(Service, None))))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

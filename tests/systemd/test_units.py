@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailhooks.webhooks.load import load_settings
+from mailhooks.config_file import load_settings
 
 UNITS_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = (

@@ -107,7 +107,8 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
     with pytest.raises(SystemExit) as raised:
         main(argv)
     assert raised.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--help)" in err, err  # one line on stderr
 
 
 def test_validate_github_format(capsys: pytest.CaptureFixture[str], broken: Path) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from mailhooks.documents.yaml import decode, parse
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import load_webhooks
-from mailhooks.webhooks.yaml import decode, parse
 
 from .conftest import REPO
 

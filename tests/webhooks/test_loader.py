@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from mailhooks.config_file import ConfigError, load_settings
+from mailhooks.documents.yaml import MAX_NODES
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import (
-    ConfigError,
     LoadResult,
     apply_limit,
     load_directory,
-    load_settings,
     load_webhooks,
 )
-from mailhooks.webhooks.yaml import MAX_NODES
 
 from .conftest import WriteFile, settings_with, webhook_yaml
 

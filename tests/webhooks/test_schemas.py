@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from mailhooks.channels.pushover import PUSHOVER_SOUNDS, SOUND_NAMES
+from mailhooks.documents.schema import generate, render
+from mailhooks.documents.yaml import decode, parse
 from mailhooks.events import EVENT_NAMES
-from mailhooks.webhooks.models import PUSHOVER_SOUNDS, SOUND_NAMES
-from mailhooks.webhooks.schema import SCHEMAS, generate, render
-from mailhooks.webhooks.yaml import decode, parse
+from mailhooks.schemas import SCHEMAS
 
 from .conftest import REPO
 
@@ -62,7 +63,7 @@ def test_committed_schema_equals_the_generated_one(filename: str) -> None:
     text = (SCHEMA_DIR / filename).read_text(encoding="utf-8")
     assert text == render(generate(SCHEMAS[filename], filename)), (
         f"schema/{filename} is out of date: run "
-        ".venv/bin/python -m mailhooks.webhooks.schema schema"
+        ".venv/bin/python -m mailhooks.schemas schema"
     )
 
 

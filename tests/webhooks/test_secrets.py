@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailhooks.webhooks.models import PushoverChannel, WebChannel, secret_texts
-from mailhooks.webhooks.secrets import (
+from mailhooks.channels.pushover import PushoverChannel
+from mailhooks.channels.web import WebChannel
+from mailhooks.secrets import (
     SecretError,
     SecretSources,
     contains_reference,
@@ -134,6 +135,6 @@ def test_secret_texts_of_each_channel() -> None:
         headers={"X-Api-Key": "${env:K}", "X-Team": "mail"},
         secret=["${credential:new}", "${credential:old}"],
     )
-    assert secret_texts(web) == ["${env:K}", "mail", "${credential:new}", "${credential:old}"]
+    assert web.secret_texts() == ["${env:K}", "mail", "${credential:new}", "${credential:old}"]
     pushover = PushoverChannel(type="pushover", user_key="${env:U}", api_token="${env:T}")
-    assert secret_texts(pushover) == ["${env:U}", "${env:T}"]
+    assert pushover.secret_texts() == ["${env:U}", "${env:T}"]

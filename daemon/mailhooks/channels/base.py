@@ -1,25 +1,27 @@
-"""The one small interface every channel implements, and what it shares with the dispatcher.
+"""The one small interface every channel implements, and the traits it declares.
 
 A channel sends one message (one event, or a batch) once and says how it went: success,
 a failure that may be retried, or a permanent one. It never sleeps or retries by itself:
-`mailhooks.dispatch` owns backoff, jitter, `Retry-After` and the circuit breaker for all
-channels, as Alertmanager's retry stage does.
+`mailhooks.delivery` owns backoff, jitter, `Retry-After`, holds, rate limits and the
+circuit breaker for all channels, as Alertmanager's retry stage does. What the delivery
+machinery needs to know of a channel (how many requests at once, how many connections,
+its service's rate limit) the channel declares in its `ChannelKind`; nothing outside
+`channels/` asks which channel it has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+import builtins
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import aiohttp
-from yarl import URL
+from mailhooks.channels.config import ChannelConfig
+from mailhooks.documents.positions import SchemaProblem
+from mailhooks.secrets import Resolved
 
-from mailhooks.channels.egress import EgressDenied, EgressPolicy
-from mailhooks.settings import Settings
-from mailhooks.webhooks.models import PushoverChannel, WebChannel
-
-BODY_EXCERPT_BYTES = 512
+if TYPE_CHECKING:
+    from mailhooks.channels.context import ChannelContext
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,14 @@ class Message:
     """What one request carries.
 
     `message_id` is Standard Webhooks' `webhook-id`: the same on every retry of a
-    delivery (or of a batch with the same members). `body` is the JSON encoded once.
+    delivery (or of a batch with the same members). `body` is the events as the seed's
+    JSON, encoded once (an array for a batch).
     """
 
     message_id: str
     events: Sequence[dict[str, Any]]
     body: bytes
+    batched: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,8 @@ class Outcome:
     error: str | None = None
     # Seconds the endpoint asked us to wait (Retry-After), or None.
     retry_after: float | None = None
-    # Unix time until which every delivery through this channel's API must wait
-    # (Pushover's monthly quota spent), or None.
+    # Unix time until which every delivery to this sender's destination (its
+    # `rate_key`) must wait without spending an attempt: a spent quota, a 429.
     hold_until: float | None = None
     body_excerpt: str = ""
     duration_ms: float = 0.0
@@ -56,49 +60,60 @@ class Outcome:
         return "success" if self.ok else ("retry" if self.retry else "permanent_failure")
 
 
-@dataclass
-class ChannelContext:
-    """What channels share: HTTP sessions, the config, and hooks for metrics."""
+class WebhookRef(NamedTuple):
+    """The webhook a sender works for, as templates and log lines name it."""
 
-    settings: Settings
-    session: aiohttp.ClientSession
-    pushover_session: aiohttp.ClientSession
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-ChannelT = TypeVar("ChannelT", WebChannel, PushoverChannel)
-
-
-class HttpSender(Generic[ChannelT]):
-    """What every channel over HTTP keeps: its webhook and channel, the shared context,
-    the URL it posts to, the request timeout and the egress policy."""
-
-    def __init__(self, webhook_id: str, channel: ChannelT, context: ChannelContext, url: URL) -> None:
-        self.webhook_id = webhook_id
-        self._channel: ChannelT = channel
-        self._context = context
-        self._url = url
-        self._timeout = channel.timeout or context.settings.timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
-        self._egress = EgressPolicy.from_settings(context.settings)
-        # An IP literal in the URL is checked once; host names are checked on every
-        # connection, on the address they resolve to.
-        self._denied_literal: EgressDenied | None = None
-        try:
-            self._egress.check_host(url.host)
-        except EgressDenied as denied:
-            self._denied_literal = denied
-
-    def __repr__(self) -> str:
-        # Never the URL: a query string or a path may carry a token.
-        return f"{type(self).__name__}({self.webhook_id!r})"
+    id: str
+    name: str
 
 
 class Sender(Protocol):
     """A webhook's channel, built once per loaded webhook with its secrets resolved."""
 
+    # Deliveries to the same destination (a Slack webhook, a Telegram chat, Pushover's
+    # API with one app token) share a rate limit and holds, across webhooks.
+    rate_key: str
+
     async def send(self, message: Message) -> Outcome: ...
 
 
-def excerpt(data: bytes) -> str:
-    return data[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+class SenderFactory(Protocol):
+    def __call__(
+        self, webhook: WebhookRef, channel: Any, secrets: Resolved, context: ChannelContext
+    ) -> Sender: ...
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A service's documented pace for one destination: `per_second` on average, with
+    bursts of `burst`; and, for services that also count per minute, `per_minute`."""
+
+    per_second: float
+    burst: int = 1
+    per_minute: int | None = None
+
+
+# Checks of a channel's raw mapping that the schema cannot express (URL rules, header
+# rules), given the settings that matter (allow_http).
+CheckRaw = Callable[[dict[str, Any], "CheckOptions"], Iterator[SchemaProblem]]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    allow_http: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelKind:
+    """Everything the rest of mailhooks knows of a channel type."""
+
+    type: str
+    config: builtins.type[ChannelConfig]
+    sender: SenderFactory
+    # Requests in flight at once per webhook (one for a batching webhook: a batch is
+    # retried whole, in order).
+    concurrency: int = 8
+    # Connections the channel type's HTTP session keeps, for all its webhooks.
+    connections: int = 256
+    rate: Rate | None = None
+    check: CheckRaw | None = None

@@ -1,35 +1,35 @@
 """The `pushover` channel: one notification per event, https://pushover.net/api.
 
 As the API asks: a 4xx is permanent (a bad token or user key; repeating it never helps),
-except 429, which means the application's monthly quota is spent; then every Pushover
-delivery holds until `X-Limit-App-Reset`. 5xx and network errors are retried, never
-sooner than 5 seconds. The token and the user key never appear in a log line or an error
-(don't log the request either: its form holds both).
+except 429, which means the application's monthly quota is spent; then every delivery
+with that application token holds until `X-Limit-App-Reset`. 5xx and network errors are
+retried, never sooner than 5 seconds, with at most 2 connections to the API at once.
+The token and the user key never appear in a log line or an error (don't log the
+request either: its form holds both).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-import aiohttp
+from multidict import CIMultiDictProxy
+from pydantic import Field
 from yarl import URL
 
 from mailhooks import log
-from mailhooks.channels.base import ChannelContext, HttpSender, Message, Outcome, excerpt
-from mailhooks.channels.web import (
-    network_error,
-    one_line,
-    parse_retry_after,
-    read_excerpt,
-    status_text,
-)
+from mailhooks.channels.base import ChannelKind, Message, Outcome, WebhookRef
+from mailhooks.channels.config import ChannelConfig, SecretRef, origin
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.http import Answer, HttpSender, Request, parse_retry_after, status_text
 from mailhooks.events import CLICK_EVENTS
-from mailhooks.webhooks.models import PUSHOVER_SOUNDS, PushoverChannel
-from mailhooks.webhooks.secrets import Resolved
+from mailhooks.secrets import Resolved
+from mailhooks.settings import Settings
+from mailhooks.text import one_line
 
 _log = log.get(__name__)
 
@@ -42,12 +42,72 @@ MAX_URL_TITLE_LENGTH: Final = 100  # https://pushover.net/api#urls
 MESSAGES_PATH: Final = "/1/messages.json"
 # "never sooner than 5 seconds" (SPEC §5; https://pushover.net/api#friendly).
 MIN_RETRY_AFTER: Final = 5.0
+# "no more than 2 concurrent HTTP requests" (SPEC §5; https://pushover.net/api#friendly).
+CONNECTIONS: Final = 2
 # Without X-Limit-App-Reset, try again in an hour after the quota is spent.
 DEFAULT_QUOTA_HOLD: Final = 3600.0
 MUTE_PRIORITY: Final = "-1"
 # How much of an answer is read: Pushover's JSON answers are small.
 MAX_ANSWER_BYTES: Final = 4096
-REDACTED: Final = "[redacted]"
+
+# Seed sound names → Pushover API names (https://pushover.net/api#sounds).
+PUSHOVER_SOUNDS: Final = {
+    "mute": "none",
+    "vibrate": "vibrate",
+    "pushover": "pushover",
+    "bike": "bike",
+    "bugle": "bugle",
+    "cash_register": "cashregister",
+    "classical": "classical",
+    "cosmic": "cosmic",
+    "falling": "falling",
+    "gamelan": "gamelan",
+    "incoming": "incoming",
+    "intermission": "intermission",
+    "magic": "magic",
+    "mechanical": "mechanical",
+    "piano_bar": "pianobar",
+    "siren": "siren",
+    "space_alarm": "spacealarm",
+    "tug_boat": "tugboat",
+    "alien_alarm": "alien",
+    "climb": "climb",
+    "persistent": "persistent",
+    "echo": "echo",
+    "up_down": "updown",
+    "none": "none",
+}
+SOUND_NAMES: Final = tuple(dict.fromkeys([*PUSHOVER_SOUNDS, *PUSHOVER_SOUNDS.values()]))
+Sound = Literal[
+    "mute", "vibrate", "pushover", "bike", "bugle", "cash_register", "classical", "cosmic",
+    "falling", "gamelan", "incoming", "intermission", "magic", "mechanical", "piano_bar",
+    "siren", "space_alarm", "tug_boat", "alien_alarm", "climb", "persistent", "echo",
+    "up_down", "none", "cashregister", "pianobar", "spacealarm", "tugboat", "alien", "updown",
+]
+
+
+
+class PushoverChannel(ChannelConfig):
+    """Push each event to a phone with Pushover."""
+
+    type: Literal["pushover"] = Field(description="A Pushover notification.")
+    user_key: SecretRef = Field(description="Reference to the Pushover user or group key.")
+    api_token: SecretRef = Field(description="Reference to the Pushover application token.")
+    sound: Sound | None = Field(default=None, description="Notification sound.")
+    device: str | None = Field(
+        default=None, max_length=25, pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$",
+        description="Only these devices (comma-separated); all of the user's when absent.",
+    )
+
+    def secret_texts(self) -> list[str]:
+        return [self.user_key, self.api_token]
+
+    def endpoint(self) -> str:
+        return "Pushover"
+
+    def destinations(self, settings: Settings) -> list[str]:
+        return [origin(settings.pushover.api_url)]
+
 
 TITLES: Final = {
     "received": "Received",
@@ -122,20 +182,22 @@ def url_title_of(link: str) -> str:
     return f"Open the link on {host}" if host else "Open the link"
 
 
-class PushoverSender(HttpSender[PushoverChannel]):
+class PushoverSender(HttpSender):
     """Sends one webhook's events as Pushover notifications."""
 
+    answer_limit = MAX_ANSWER_BYTES
+
     def __init__(
-        self,
-        webhook_id: str,
-        channel: PushoverChannel,
-        secrets: Resolved,
+        self, webhook: WebhookRef, channel: PushoverChannel, secrets: Resolved,
         context: ChannelContext,
     ) -> None:
         url = URL(context.settings.pushover.api_url.rstrip("/") + MESSAGES_PATH)
-        super().__init__(webhook_id, channel, context, url)
+        super().__init__(KIND, webhook, context, url, channel.timeout, secrets)
+        self._channel = channel
         self._token = secrets.text(channel.api_token)
         self._user = secrets.text(channel.user_key)
+        # The quota, and so a hold, belongs to the application token.
+        self.rate_key = "pushover:" + hashlib.sha256(self._token.encode()).hexdigest()[:16]
 
     def _limit(self, field: str, text: str, limit: int) -> str:
         if len(text) <= limit:
@@ -171,67 +233,33 @@ class PushoverSender(HttpSender[PushoverChannel]):
             )
         return fields
 
-    def _scrub(self, text: str) -> str:
-        for secret in (self._token, self._user):
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text
+    def refuse(self) -> Outcome | None:
+        refused = super().refuse()
+        if refused is None:
+            return None
+        # The API's address is the config's: retried, as a network error would be.
+        return Outcome(ok=False, retry=True, error=refused.error, retry_after=MIN_RETRY_AFTER)
 
-    def _record_remaining(self, headers: Mapping[str, str]) -> None:
-        record = self._context.extras.get("pushover_remaining")
-        value = headers.get("X-Limit-App-Remaining")
-        if not callable(record) or value is None:
-            return
-        try:
-            remaining = int(value)
-        except ValueError:
-            return
-        callback: Callable[[int], object] = record
-        callback(remaining)
-
-    async def send(self, message: Message) -> Outcome:
+    def build(self, message: Message) -> Request | Outcome:
         """Notify about `message.events[0]`: Pushover has no batches, one event a message."""
-        started = time.perf_counter()
-
-        def elapsed() -> float:
-            return round((time.perf_counter() - started) * 1000, 3)
-
-        if self._denied_literal is not None:
-            return Outcome(
-                ok=False, retry=True, error=str(self._denied_literal),
-                retry_after=MIN_RETRY_AFTER, duration_ms=elapsed(),
-            )
         if not message.events:
             return Outcome(ok=False, retry=False, error="Pushover: the message has no event")
-        fields = self.form(message.events[0])
-        status: int | None = None
-        try:
-            async with self._context.pushover_session.post(
-                self._url,
-                data=fields,
-                timeout=self._client_timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                self._record_remaining(response.headers)
-                body = await read_excerpt(response.content, MAX_ANSWER_BYTES)
-                headers = response.headers.copy()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            text = network_error(error, self._timeout)
-            if status is not None:
-                text = f"{status_text(status)}, then {text}"
-            return Outcome(
-                ok=False, retry=True, status=status, error=f"Pushover: {text}",
-                retry_after=MIN_RETRY_AFTER, duration_ms=elapsed(),
-            )
-        return self._classify(status, headers, body, elapsed())
+        return Request(form=self.form(message.events[0]))
 
-    def _classify(
-        self, status: int, headers: Mapping[str, str], body: bytes, duration_ms: float
-    ) -> Outcome:
-        shown = self._scrub(excerpt(body))
-        answer = _json(body)
-        if status == 200 and answer.get("status") == 1:
+    def observe(self, headers: CIMultiDictProxy[str]) -> None:
+        value = headers.get("X-Limit-App-Remaining")
+        if value is not None and value.strip().isdigit():
+            self._context.report("pushover_remaining", int(value))
+
+    def unanswered(self, reason: str, status: int | None, duration_ms: float) -> Outcome:
+        return Outcome(ok=False, retry=True, status=status, error=f"Pushover: {reason}",
+                       retry_after=MIN_RETRY_AFTER, duration_ms=duration_ms)
+
+    def classify(self, answer: Answer, duration_ms: float) -> Outcome:
+        status, headers = answer.status, answer.headers
+        shown = self.excerpt(answer)
+        reply = _json(answer.body)
+        if status == 200 and reply.get("status") == 1:
             return Outcome(ok=True, status=status, body_excerpt=shown, duration_ms=duration_ms)
         if status == 429:
             hold_until = _unix_time(headers.get("X-Limit-App-Reset"))
@@ -244,7 +272,7 @@ class PushoverSender(HttpSender[PushoverChannel]):
                 body_excerpt=shown, duration_ms=duration_ms,
             )
         if 400 <= status < 500:
-            errors = answer.get("errors")
+            errors = reply.get("errors")
             reasons = (
                 "; ".join(str(item) for item in errors)
                 if isinstance(errors, list) and errors
@@ -252,14 +280,12 @@ class PushoverSender(HttpSender[PushoverChannel]):
             )
             return Outcome(
                 ok=False, retry=False, status=status,
-                error=one_line(self._scrub(f"Pushover refused the request: {reasons}")),
+                error=one_line(self.scrub(f"Pushover refused the request: {reasons}")),
                 body_excerpt=shown, duration_ms=duration_ms,
             )
         retry_after = max(MIN_RETRY_AFTER, parse_retry_after(headers.get("Retry-After")) or 0.0)
-        if status == 200:
-            error = "Pushover answered 200 without status 1"
-        else:
-            error = f"Pushover: {status_text(status)}"
+        error = ("Pushover answered 200 without status 1" if status == 200
+                 else f"Pushover: {status_text(status)}")
         return Outcome(
             ok=False, retry=True, status=status, error=error, retry_after=retry_after,
             body_excerpt=shown, duration_ms=duration_ms,
@@ -282,3 +308,7 @@ def _unix_time(value: str | None) -> float | None:
     except ValueError:
         return None
     return moment if moment > 0 else None
+
+
+KIND: Final = ChannelKind(type="pushover", config=PushoverChannel, sender=PushoverSender,
+                          concurrency=CONNECTIONS, connections=CONNECTIONS)

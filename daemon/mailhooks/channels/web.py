@@ -1,192 +1,169 @@
 """The `web` channel: POST the event (or a batch) as JSON, signed as Standard Webhooks says.
 
-https://www.standardwebhooks.com/ — `webhook-id`, `webhook-timestamp` and
-`webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one `v1,…`
-per secret while keys rotate.
-
 Errors are one line and name neither header values nor the URL's query string nor a
 `Location` (any of them may carry a token).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import http
-import ssl
+import re
 import time
-from email.utils import parsedate_to_datetime
-from typing import Final
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
-import aiohttp
 from multidict import CIMultiDict
+from pydantic import Field
 from yarl import URL
 
 import mailhooks
-from mailhooks.channels.base import (
-    BODY_EXCERPT_BYTES,
-    ChannelContext,
-    HttpSender,
-    Message,
-    Outcome,
-    excerpt,
+from mailhooks.channels.base import ChannelKind, CheckOptions, Message, Outcome, WebhookRef
+from mailhooks.channels.config import (
+    MAX_URL_LENGTH,
+    URL_PATTERN,
+    Batch,
+    ChannelConfig,
+    SecretRef,
+    origin,
+    without_query,
 )
-from mailhooks.channels.egress import EgressDenied
-from mailhooks.reasons import os_reason
-from mailhooks.webhooks.models import WebChannel
-from mailhooks.webhooks.secrets import Resolved
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.http import Answer, HttpSender, Request, parse_retry_after, status_text
+from mailhooks.channels.signing import keyed, sign, signing_key
+from mailhooks.documents.positions import SchemaProblem
+from mailhooks.secrets import HOW_TO_REFERENCE, Resolved, contains_reference, is_reference
+from mailhooks.settings import Settings
 
-WHSEC_PREFIX = "whsec_"
-
-
-class SigningKeyError(ValueError):
-    """A `whsec_` secret whose rest is not base64. The message never shows the secret."""
-
-
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of a secret: base64 after a `whsec_` prefix, else the UTF-8 bytes."""
-    if secret.startswith(WHSEC_PREFIX):
-        try:
-            # Padding is optional, as in the standardwebhooks libraries.
-            key = base64.b64decode(secret[len(WHSEC_PREFIX):] + "==")
-        except (binascii.Error, ValueError):
-            raise SigningKeyError(
-                "a secret starting with whsec_ must be base64 after the prefix"
-            ) from None
-    else:
-        key = secret.encode("utf-8")
-    if not key:
-        raise SigningKeyError("a signing secret cannot be empty")
-    return key
+MAX_HEADERS: Final = 20
+MAX_HEADER_VALUE_LENGTH: Final = 1024
+MAX_SECRETS: Final = 5
+HEADER_NAME_PATTERN: Final = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
 
 
-def sign(keys: list[hmac.HMAC], message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header value: `v1,<sig>` per key, space-separated."""
-    prefix = f"{message_id}.{timestamp}.".encode()
-    return " ".join(
-        "v1," + base64.b64encode(hmac_sha256(key, prefix, body)).decode("ascii") for key in keys
+class WebChannel(ChannelConfig):
+    """POST each event as JSON to an HTTP endpoint, signed as Standard Webhooks says."""
+
+    type: Literal["web"] = Field(description="An HTTP(S) endpoint.")
+    url: str = Field(
+        min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN,
+        description="The endpoint; https, or http when the daemon's config sets allow_http.",
     )
+    headers: dict[
+        Annotated[str, Field(pattern=HEADER_NAME_PATTERN)],
+        Annotated[str, Field(max_length=MAX_HEADER_VALUE_LENGTH)],
+    ] | None = Field(
+        default=None, max_length=MAX_HEADERS,
+        description="Extra request headers; credentials as ${env:…}/${file:…}/${credential:…}.",
+    )
+    secret: SecretRef | Annotated[list[SecretRef], Field(min_length=1, max_length=MAX_SECRETS)] | None = Field(  # noqa: E501
+        default=None,
+        description="Signing secret reference, or a list of them while rotating keys.",
+    )
+    batch: Batch | None = Field(default=None, description="Send events in batches.")
+
+    def secret_texts(self) -> list[str]:
+        texts = list((self.headers or {}).values())
+        if isinstance(self.secret, str):
+            texts.append(self.secret)
+        elif self.secret:
+            texts.extend(self.secret)
+        return texts
+
+    def batching(self) -> Batch | None:
+        return self.batch
+
+    def endpoint(self) -> str:
+        return without_query(self.url)
+
+    def destinations(self, settings: Settings) -> list[str]:
+        return [origin(self.url)]
 
 
-def keyed(key: bytes) -> hmac.HMAC:
-    """HMAC-SHA256 set up with `key`, to be copied per message: between two requests
-    OpenSSL's setup of a new HMAC takes the event loop about 12 µs more than a copy."""
-    return hmac.new(key, digestmod=hashlib.sha256)
+# --- checks the schema cannot express -------------------------------------------------
+
+# Header names whose values are credentials: these must be references, never literals.
+_CREDENTIAL_HEADER: Final = re.compile(
+    r"authorization|cookie|token|secret|password|passwd|api[-_]?key|auth|signature|session",
+    re.IGNORECASE,
+)
+_RESERVED_HEADERS: Final = frozenset({
+    "content-type", "content-length", "host", "transfer-encoding", "connection",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+})
+_ANY_REFERENCE: Final = re.compile(r"\$\{([^}]*)\}")
 
 
-# OpenSSL's hashing in CPython releases the GIL for inputs of 2 KiB and more (and
-# hmac.digest() for any input). Each release lets a spool thread take the GIL, and the
-# event loop then waits for it: 0.37 ms for a 2 KiB body beside a busy thread, against
-# 0.01 ms in chunks that stay under the limit.
-GIL_KEPT_BELOW: Final = 2048
+def check(channel: dict[str, Any], options: CheckOptions) -> Iterator[SchemaProblem]:
+    if isinstance(channel.get("url"), str):
+        yield from _check_url(channel["url"], allow_http=options.allow_http)
+    if isinstance(channel.get("headers"), dict):
+        yield from _check_headers(channel["headers"])
 
 
-def hmac_sha256(key: hmac.HMAC, *parts: bytes) -> bytes:
-    """HMAC-SHA256 of the concatenated parts with a `keyed` HMAC (left as it was),
-    computed without releasing the GIL."""
-    mac = key.copy()
-    for part in parts:
-        view = memoryview(part)
-        for start in range(0, len(view), GIL_KEPT_BELOW - 1):
-            mac.update(view[start:start + GIL_KEPT_BELOW - 1])
-    return mac.digest()
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
+def _check_url(url: str, *, allow_http: bool) -> Iterator[SchemaProblem]:
+    where = ("channel", "url")
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, inf
-        return None
-    return max(0.0, seconds)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as error:
+        yield SchemaProblem(where, f"channel.url: not a valid URL ({error})")
+        return
+    if parts.scheme.lower() == "http" and not allow_http:
+        yield SchemaProblem(
+            where,
+            "channel.url: plain http is not allowed; use https, "
+            "or set allow_http: true in the daemon's config",
+        )
+    if not parts.hostname:
+        yield SchemaProblem(where, "channel.url: no host name")
+    if parts.username or parts.password:
+        yield SchemaProblem(
+            where, "channel.url: no credentials in the URL; send them in headers as references"
+        )
+    if parts.fragment:
+        yield SchemaProblem(where, "channel.url: a URL fragment (#…) is never sent; remove it")
+    if contains_reference(url):
+        yield SchemaProblem(where, "channel.url: no secret references in the URL; use headers")
 
 
-def status_text(status: int) -> str:
-    """`HTTP 503 Service Unavailable`: the standard phrase, never the server's own."""
-    try:
-        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
+def _check_headers(headers: dict[str, Any]) -> Iterator[SchemaProblem]:
+    for name, value in headers.items():
+        where = ("channel", "headers", name)
+        if name.lower() in _RESERVED_HEADERS:
+            yield SchemaProblem(
+                where, f"channel.headers.{name}: set by mailhooks, cannot be configured",
+                at_key=True,
+            )
+            continue
+        if not isinstance(value, str):
+            continue
+        unknown = [ref[0] for ref in _ANY_REFERENCE.finditer(value) if not is_reference(ref[0])]
+        for reference in unknown:
+            yield SchemaProblem(
+                where, f"channel.headers.{name}: {reference} is not a reference mailhooks "
+                f"knows; {HOW_TO_REFERENCE}",
+            )
+        # An unknown reference is reported above; calling it a literal too would be noise.
+        if _CREDENTIAL_HEADER.search(name) and not unknown and not contains_reference(value):
+            yield SchemaProblem(
+                where, f"channel.headers.{name}: a literal credential is not allowed; "
+                f"{HOW_TO_REFERENCE}",
+            )
 
 
-def seconds_text(seconds: float) -> str:
-    return f"{seconds:g}s"
+# --- sending ----------------------------------------------------------------------------
 
 
-def network_error(error: BaseException, timeout: float) -> str:
-    """One line for a failure without an HTTP answer. `str(error)` is avoided on purpose:
-    aiohttp's messages may quote the URL, query string included."""
-    if isinstance(error, TimeoutError):
-        return f"timed out after {seconds_text(timeout)}"
-    if isinstance(error, EgressDenied):
-        return str(error)
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return "TLS certificate verification failed"
-    if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError):
-        return "TLS handshake failed"
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        cause = error.os_error
-        if isinstance(cause, EgressDenied):
-            return str(cause)
-        return f"DNS lookup failed: {os_reason(cause)}"
-    if isinstance(error, aiohttp.ClientConnectorError):
-        cause = error.os_error
-        if isinstance(cause, EgressDenied):
-            return str(cause)
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        return f"cannot connect: {os_reason(cause)}"
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without answering"
-    if isinstance(error, aiohttp.ClientPayloadError):
-        return "the connection broke while reading the answer"
-    if isinstance(error, aiohttp.ClientOSError | OSError):
-        return f"connection error: {os_reason(error)}"
-    return f"request failed: {type(error).__name__}"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def read_excerpt(content: aiohttp.StreamReader, limit: int = BODY_EXCERPT_BYTES) -> bytes:
-    """At most `limit` bytes of a response body; the rest is never read."""
-    if content.is_eof():  # the whole answer is in already, as a short one usually is
-        return content.read_nowait(limit)
-    data = bytearray()
-    while len(data) < limit:
-        chunk = await content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
-
-
-class WebSender(HttpSender[WebChannel]):
+class WebSender(HttpSender):
     """Sends messages of one webhook to its HTTP endpoint."""
 
     def __init__(
-        self,
-        webhook_id: str,
-        channel: WebChannel,
-        secrets: Resolved,
-        context: ChannelContext,
+        self, webhook: WebhookRef, channel: WebChannel, secrets: Resolved, context: ChannelContext
     ) -> None:
-        super().__init__(webhook_id, channel, context, URL(channel.url))
+        super().__init__(KIND, webhook, context, URL(channel.url), channel.timeout, secrets)
+        self._plain_http_refused = (
+            self._url.scheme.lower() == "http" and not context.settings.allow_http
+        )
         headers: CIMultiDict[str] = CIMultiDict()
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = f"mailhooks/{mailhooks.__version__}"
@@ -207,64 +184,38 @@ class WebSender(HttpSender[WebChannel]):
             )
         return headers
 
-    async def send(self, message: Message) -> Outcome:
-        started = time.perf_counter()
+    def refuse(self) -> Outcome | None:
+        if self._plain_http_refused:
+            return Outcome(ok=False, retry=False,
+                           error="plain http endpoints are not allowed (allow_http is false)")
+        return super().refuse()
 
-        def elapsed() -> float:
-            return round((time.perf_counter() - started) * 1000, 3)
+    def build(self, message: Message) -> Request:
+        return Request(body=message.body, headers=self.request_headers(message, int(time.time())))
 
-        if self._url.scheme.lower() == "http" and not self._context.settings.allow_http:
-            return Outcome(
-                ok=False, retry=False, duration_ms=elapsed(),
-                error="plain http endpoints are not allowed (allow_http is false)",
-            )
-        if self._denied_literal is not None:
-            # An IP literal cannot move; only a config change helps. (A host name that
-            # resolves to a denied address is retried: DNS may change its answer.)
-            return Outcome(ok=False, retry=False, error=str(self._denied_literal),
-                           duration_ms=elapsed())
-
-        headers = self.request_headers(message, int(time.time()))
-        status: int | None = None
-        try:
-            async with self._context.session.post(
-                self._url,
-                data=message.body,
-                headers=headers,
-                timeout=self._client_timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                body = await read_excerpt(response.content)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            text = network_error(error, self._timeout)
-            if status is not None:
-                text = f"{status_text(status)}, then {text}"
-            return Outcome(ok=False, retry=True, status=status, error=text, duration_ms=elapsed())
-        return classify(status, body, retry_after, elapsed())
+    def classify(self, answer: Answer, duration_ms: float) -> Outcome:
+        return classify(answer.status, self.excerpt(answer), answer.headers.get("Retry-After"),
+                        duration_ms)
 
 
-def classify(status: int, body: bytes, retry_after: float | None, duration_ms: float) -> Outcome:
+def classify(status: int, shown: str, retry_after: str | None, duration_ms: float) -> Outcome:
     """What an HTTP answer means for a delivery (SPEC §5)."""
-    shown = excerpt(body)
     if 200 <= status < 300:
         return Outcome(ok=True, status=status, body_excerpt=shown, duration_ms=duration_ms)
     # Every failure but 410 is retried, other 4xx included (a receiver may be
     # misconfigured for a while); Retry-After is passed on to the dispatcher.
     if 300 <= status < 400:
         error = f"{status_text(status)}: redirect to another URL is not followed"
-        return Outcome(
-            ok=False, retry=True, status=status, error=error,
-            body_excerpt=shown, duration_ms=duration_ms,
-        )
+        return Outcome(ok=False, retry=True, status=status, error=error,
+                       body_excerpt=shown, duration_ms=duration_ms)
     if status == 410:
-        return Outcome(
-            ok=False, retry=False, status=status,
-            error=f"{status_text(status)}: the endpoint is gone, retries end",
-            body_excerpt=shown, duration_ms=duration_ms,
-        )
-    return Outcome(
-        ok=False, retry=True, status=status, error=status_text(status),
-        retry_after=retry_after, body_excerpt=shown, duration_ms=duration_ms,
-    )
+        return Outcome(ok=False, retry=False, status=status,
+                       error=f"{status_text(status)}: the endpoint is gone, retries end",
+                       body_excerpt=shown, duration_ms=duration_ms)
+    return Outcome(ok=False, retry=True, status=status, error=status_text(status),
+                   retry_after=parse_retry_after(retry_after), body_excerpt=shown,
+                   duration_ms=duration_ms)
+
+
+KIND: Final = ChannelKind(type="web", config=WebChannel, sender=WebSender, concurrency=8,
+                          connections=256, check=check)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from mailhooks import __version__
-from mailhooks.cli.common import CommandError
+from mailhooks.cli.common import CommandError, Parser
+from mailhooks.text import visible
 
 # One module per command, in the order `mailhooks --help` lists them.
 COMMANDS = (
@@ -21,7 +22,7 @@ COMMANDS = (
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="mailhooks", description="Email events to webhooks, configured as YAML in git."
     )
     top.add_argument("--version", action="version", version=f"mailhooks {__version__}")
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except CommandError as error:
-        print(f"mailhooks {args.command}: {error}", file=sys.stderr)
+        print(visible(f"mailhooks {args.command}: {error}"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -1,12 +1,23 @@
-"""What every command shares: --config, --webhooks/DIR, --socket, and one-line errors."""
+"""What every command shares: the same --config, --webhooks/DIR and --socket, settings
+and paths resolved the same way, and errors as one line on stderr.
+
+Exit codes: 0 as each command says, 1 for a command that ran and found a problem (an
+invalid file, a refused event, an unreachable daemon), 2 for a usage or I/O error (a
+bad flag, a directory or config file that cannot be read).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Final, NoReturn
 
+from mailhooks.config_file import ConfigError, load_settings
+from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
-from mailhooks.webhooks.load import ConfigError, load_settings
+
+USAGE: Final = 2
 
 
 class CommandError(Exception):
@@ -17,36 +28,63 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
-def add_config(parser: argparse.ArgumentParser) -> None:
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line: `mailhooks test: …`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def shared(parser: argparse.ArgumentParser, *, directory: bool = False, socket: bool = False) -> None:
+    """The options every command takes the same way (SPEC §7): --config and --webhooks;
+    a positional DIR for commands that read a webhooks directory; --socket for those
+    that talk to the running daemon."""
     parser.add_argument(
         "--config", type=Path, metavar="FILE", help="the daemon's config (mailhooks.yaml)"
     )
-
-
-def add_directory(parser: argparse.ArgumentParser) -> None:
-    add_config(parser)
-    parser.add_argument("--webhooks", type=Path, metavar="DIR", help="the webhooks directory")
     parser.add_argument(
-        "directory", nargs="?", type=Path, metavar="DIR",
+        "--webhooks", type=Path, metavar="DIR",
         help="the webhooks directory (default: the config's webhooks_dir, or ./webhooks.d)",
     )
-
-
-def add_socket(parser: argparse.ArgumentParser) -> None:
-    add_config(parser)
-    parser.add_argument("--socket", type=Path, metavar="PATH", help="the daemon's UNIX socket")
+    if directory:
+        parser.add_argument(
+            "directory", nargs="?", type=Path, metavar="DIR", help="the webhooks directory, as --webhooks"
+        )
+    if socket:
+        parser.add_argument(
+            "--socket", type=Path, metavar="PATH",
+            help="the daemon's UNIX socket (default: the config's socket)",
+        )
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
     try:
         return load_settings(getattr(args, "config", None))
     except ConfigError as error:
-        raise CommandError(str(error.problems[0]) if error.problems else str(error)) from None
+        first = str(error.problems[0]) if error.problems else str(error)
+        raise CommandError(first, USAGE if error.unreadable else 1) from None
 
 
-def directory_of(args: argparse.Namespace, settings: Settings) -> Path:
+def directory_given(args: argparse.Namespace) -> Path | None:
     given: Path | None = getattr(args, "directory", None) or getattr(args, "webhooks", None)
-    return given if given is not None else settings.webhooks_dir
+    return given
+
+
+def directory_of(args: argparse.Namespace, settings: Settings, *, must_exist: bool = True) -> Path:
+    """The webhooks directory: DIR, --webhooks, the config's, or ./webhooks.d. One that
+    cannot be read is a usage error (exit 2), not a problem of the files in it."""
+    directory = directory_given(args) or settings.webhooks_dir
+    if must_exist:
+        if not directory.exists():
+            raise CommandError(f"webhooks directory {directory} does not exist", USAGE)
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory", USAGE)
+        try:
+            with os.scandir(directory):
+                pass
+        except OSError as error:
+            raise CommandError(f"cannot read {directory}: {os_reason(error)}", USAGE) from None
+    return directory
 
 
 def socket_of(args: argparse.Namespace, settings: Settings) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mailhooks.cli.common import CommandError, add_directory
+from mailhooks.cli.common import CommandError, shared
 from mailhooks.cli.edit import ask, failure, finish, interactive, target_of
 from mailhooks.reasons import os_reason
 from mailhooks.webhooks import edit
@@ -13,7 +13,7 @@ from mailhooks.webhooks import edit
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("delete", help="remove a webhook's file (git rm in git)")
     parser.add_argument("id", metavar="ID", help="the webhook's id (crm/opens)")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(run=run)
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, add_socket, settings_of, socket_of
+from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = subparsers.add_parser("deliveries", help="deliveries with their attempts")
-    add_socket(listing)
+    shared(listing, socket=True)
     listing.add_argument("--failed", action="store_true", help="only failed deliveries")
     listing.add_argument("--state", choices=("pending", "delivered", "failed", "dropped"))
     listing.add_argument("--webhook", metavar="ID", help="only this webhook's")
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
     listing.set_defaults(run=run_list)
     replay = subparsers.add_parser("replay", help="re-queue failed deliveries")
-    add_socket(replay)
+    shared(replay, socket=True)
     replay.add_argument("ids", nargs="*", type=int, metavar="DELIVERY_ID")
     replay.add_argument("--webhook", metavar="ID", help="every failed delivery of this webhook")
     replay.set_defaults(run=run_replay)

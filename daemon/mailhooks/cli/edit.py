@@ -17,17 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailhooks.cli.common import CommandError, add_directory, directory_of, settings_of
+from mailhooks.cli.common import CommandError, directory_of, settings_of, shared
+from mailhooks.documents.positions import Problem
 from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
 from mailhooks.webhooks import edit
-from mailhooks.webhooks.load import Problem, load_directory, load_webhooks
+from mailhooks.webhooks.load import load_directory, load_webhooks
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("edit", help="edit a webhook in $EDITOR, validated on save")
     parser.add_argument("id", metavar="ID", help="the webhook's id (crm/opens)")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.set_defaults(run=run)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mailhooks.cli.common import CommandError, add_directory, directory_of, settings_of
+from mailhooks.cli.common import CommandError, directory_of, settings_of, shared
 from mailhooks.events import Event
 from mailhooks.match import Matcher
 from mailhooks.webhooks.load import load_webhooks
@@ -19,7 +19,7 @@ from mailhooks.webhooks.load import load_webhooks
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("explain", help="which webhooks an event would go to, and why")
     parser.add_argument("event", metavar="EVENT.json|-", help="one event as JSON, - for stdin")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(run=run)
 

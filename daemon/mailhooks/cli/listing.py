@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailhooks.cli.common import add_directory, directory_of, settings_of
+from mailhooks.cli.common import directory_of, settings_of, shared
 from mailhooks.webhooks.load import LoadedWebhook, load_directory
-from mailhooks.webhooks.models import WebChannel
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("list", help="list the webhooks")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(run=run)
 
@@ -47,11 +46,6 @@ def git_added_dates(directory: Path) -> dict[Path, datetime]:
     return dates
 
 
-def endpoint(loaded: LoadedWebhook) -> str:
-    channel = loaded.webhook.channel
-    return channel.url if isinstance(channel, WebChannel) else "Pushover"
-
-
 def rows(directory: Path, webhooks: dict[str, LoadedWebhook]) -> list[dict[str, Any]]:
     added = git_added_dates(directory)
     listed = []
@@ -63,7 +57,7 @@ def rows(directory: Path, webhooks: dict[str, LoadedWebhook]) -> list[dict[str, 
         listed.append({
             "id": identifier,
             "name": hook.name,
-            "endpoint": endpoint(loaded),
+            "endpoint": hook.channel.endpoint(),
             "events": hook.events if hook.events == "all" else list(hook.events),
             "status": hook.status,
             "created_on": created.isoformat(),

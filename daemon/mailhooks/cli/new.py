@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from mailhooks.cli.common import CommandError, add_directory, directory_of, settings_of
+from mailhooks.cli.common import CommandError, directory_of, settings_of, shared
 from mailhooks.cli.edit import Target, ask, finish, interactive, report
-from mailhooks.events import EVENT_NAMES
+from mailhooks.events import EVENT_NAMES, FILTER_FIELDS
 from mailhooks.settings import Settings
 from mailhooks.webhooks import edit
 from mailhooks.webhooks.load import LoadResult, load_directory
@@ -25,7 +25,7 @@ PUSHOVER = "pushover"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("new", help="write a new webhook file (flags or prompts)")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.add_argument("--id", help="the webhook's id, its file's path without .yaml (crm/opens)")
     parser.add_argument("--name", help="display name, unique in the directory")
     parser.add_argument(
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--token-ref", metavar="REF", help="Pushover application token reference")
     parser.add_argument(
         "--filter", action="append", default=[], metavar="FIELD=VALUE[,VALUE…]",
-        help=f"only matching events; FIELD is one of {', '.join(edit.FILTER_FIELDS)}",
+        help=f"only matching events; FIELD is one of {', '.join(FILTER_FIELDS)}",
     )
     parser.set_defaults(run=run)
 
@@ -96,7 +96,7 @@ def channel_of(text: str) -> str:
 def filters_of(args: argparse.Namespace, prompting: bool) -> dict[str, list[str]]:
     given = [value(text, "", edit.parse_filter) for text in args.filter]
     if prompting and not given:
-        question = f"Filter ({'|'.join(edit.FILTER_FIELDS)}=VALUE[,VALUE…]; empty when done): "
+        question = f"Filter ({'|'.join(FILTER_FIELDS)}=VALUE[,VALUE…]; empty when done): "
         while (found := optional(None, question, edit.parse_filter, prompting=True)) is not None:
             given.append(found)
     filters: dict[str, list[str]] = {}
@@ -150,7 +150,7 @@ def check_room(directory: Path, existing: LoadResult, settings: Settings) -> Non
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    directory = directory_of(args, settings)
+    directory = directory_of(args, settings, must_exist=False)
     if directory.exists() and not directory.is_dir():
         raise CommandError(f"{directory} is not a directory")
     existing = load_directory(directory, settings)

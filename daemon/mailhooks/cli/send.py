@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, add_socket, settings_of, socket_of
+from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
 from mailhooks.reasons import os_reason
 
 
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("send", help="post events to the running daemon")
     parser.add_argument("source", metavar="EVENT.json|-",
                         help="a JSON object, a JSON array or NDJSON; - for stdin")
-    add_socket(parser)
+    shared(parser, socket=True)
     parser.add_argument("--ndjson", action="store_true", help="the input is NDJSON")
     parser.set_defaults(run=run)
 

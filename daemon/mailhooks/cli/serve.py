@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mailhooks.cli.common import CommandError, add_config, settings_of
+from mailhooks.cli.common import CommandError, settings_of, shared
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run the daemon")
-    add_config(parser)
-    parser.add_argument("--webhooks", type=Path, metavar="DIR", help="the webhooks directory")
-    parser.add_argument("--socket", type=Path, metavar="PATH", help="the UNIX socket to listen on")
+    shared(parser, socket=True)
     parser.add_argument("--http", metavar="HOST:PORT", help="also listen on TCP")
     parser.add_argument("--state-dir", type=Path, metavar="DIR", help="where the spool lives")
     parser.add_argument("--log-format", choices=("json", "console"))

@@ -6,12 +6,12 @@ import argparse
 import json
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, add_socket, settings_of, socket_of
+from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("status", help="the running daemon's state")
-    add_socket(parser)
+    shared(parser, socket=True)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(run=run)
 

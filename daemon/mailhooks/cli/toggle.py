@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from mailhooks.cli.common import add_directory
+from mailhooks.cli.common import shared
 from mailhooks.cli.edit import failure, finish, target_of
+from mailhooks.documents.yaml import YamlError
 from mailhooks.webhooks import edit
-from mailhooks.webhooks.yaml import YamlError
 
 _VERBS = {"active": "Enable", "inactive": "Disable"}
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             command, help=f"set a webhook's status to {status}, leaving the rest of its file as is"
         )
         parser.add_argument("id", metavar="ID", help="the webhook's id (crm/opens)")
-        add_directory(parser)
+        shared(parser, directory=True)
         parser.set_defaults(run=run, status=status)
 
 

@@ -8,14 +8,16 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from mailhooks.cli.common import add_directory, directory_of
+from mailhooks.cli.common import USAGE, CommandError, directory_given, directory_of, shared
+from mailhooks.config_file import ConfigError, load_settings
+from mailhooks.documents.positions import Problem
 from mailhooks.settings import Settings
-from mailhooks.webhooks.load import ConfigError, LoadResult, Problem, load_settings, load_webhooks
+from mailhooks.webhooks.load import LoadResult, load_webhooks
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("validate", help="check webhook files (exit 0 valid, 1 invalid)")
-    add_directory(parser)
+    shared(parser, directory=True)
     parser.add_argument("--format", choices=sorted(REPORTERS), default="text")
     parser.set_defaults(run=run)
 
@@ -73,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
-        reporter(LoadResult(directory_of(args, Settings())), error.problems, sys.stdout)
+        if error.unreadable:
+            raise CommandError(str(error.problems[0]), USAGE) from None
+        # A config with mistakes is a finding of validation, reported like the files'.
+        reporter(LoadResult(directory_given(args) or Settings().webhooks_dir), error.problems,
+                 sys.stdout)
         return 1
     result = load_webhooks(directory_of(args, settings), settings)
     reporter(result, result.problems, sys.stdout)

@@ -20,24 +20,18 @@ from typing import Final, Literal
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
-from mailhooks.events import EVENT_NAMES
+from mailhooks.documents.check import read_limited
+from mailhooks.documents.positions import START, Position, Problem
+from mailhooks.documents.yaml import Document, YamlError, decode, parse
+from mailhooks.events import EVENT_NAMES, FILTER_FIELDS
+from mailhooks.secrets import HOW_TO_REFERENCE, is_reference
 from mailhooks.settings import Settings
-from mailhooks.webhooks.checks import check
-from mailhooks.webhooks.load import (
-    _ID_PART,
-    SUFFIXES,
-    LoadResult,
-    Problem,
-    check_document,
-    read_limited,
-)
-from mailhooks.webhooks.models import Filters, Webhook
-from mailhooks.webhooks.secrets import HOW_TO_REFERENCE, is_reference
-from mailhooks.webhooks.yaml import START, Document, Position, YamlError, decode, parse
+from mailhooks.webhooks.ids import SUFFIXES, BadId
+from mailhooks.webhooks.ids import parse_id as _parse_id
+from mailhooks.webhooks.load import LoadResult, check_bytes, name_position
 
 Status = Literal["active", "inactive"]
 PUBLIC_SCHEMA: Final = "https://mailhooks.dev/schema/webhook.schema.json"
-FILTER_FIELDS: Final = tuple(Filters.model_fields)
 
 
 class EditError(Exception):
@@ -53,19 +47,11 @@ class EditError(Exception):
 
 
 def parse_id(text: str) -> str:
-    """A webhook id as commands take it: `crm/opens`; a trailing .yaml/.yml is forgiven."""
-    identifier = text.strip().strip("/")
-    for suffix in SUFFIXES:
-        identifier = identifier.removesuffix(suffix)
-    # The same rule as the loader's, which also keeps `..` and absolute paths out.
-    parts = identifier.split("/")
-    bad = next((part for part in parts if not _ID_PART.match(part)), None)
-    if not identifier or bad is not None:
-        raise EditError(
-            f"{text!r} is not a webhook id: path parts of letters, digits, '.', '_' and '-', "
-            "each starting with a letter or digit (crm/opens)"
-        )
-    return identifier
+    """A webhook id as commands take it (see `ids.parse_id`), or an EditError."""
+    try:
+        return _parse_id(text)
+    except BadId as error:
+        raise EditError(str(error)) from None
 
 
 def webhook_path(directory: Path, identifier: str) -> Path:
@@ -307,28 +293,20 @@ def check_file(
     """The problems `validate` would report for `path` as webhook `identifier`, next to the
     webhooks in `others` (whose names it must not reuse)."""
     try:
-        document = parse(decode(read_limited(path, settings.limits.max_file_bytes)))
+        raw = read_limited(path, settings.limits.max_file_bytes)
     except YamlError as error:
         return [Problem(shown, error.position, error.message)]
     except OSError as error:
         return [Problem(shown, START, f"cannot read: {error.strerror or error}")]
-    webhook, found = check_document(
-        document, "webhook.schema.json", Webhook,
-        lambda data: check(data, allow_http=settings.allow_http),
-    )
+    webhook, found = check_bytes(raw, settings)
     problems = [Problem(shown, where, message) for where, message in found]
-    if webhook is not None:
-        problems.extend(_name_taken(document, webhook, shown, identifier, others))
-    return problems
-
-
-def _name_taken(
-    document: Document, webhook: Webhook, shown: str, identifier: str, others: LoadResult
-) -> Iterator[Problem]:
+    if webhook is None:
+        return problems
     for other, loaded in sorted(others.webhooks.items()):
         if other != identifier and loaded.webhook.name.casefold() == webhook.name.casefold():
-            yield Problem(shown, document.position(("name",)),
-                          f"name: {webhook.name!r} is already used by {loaded.path}")
+            problems.append(Problem(shown, name_position(raw),
+                                    f"name: {webhook.name!r} is already used by {loaded.path}"))
+    return problems
 
 
 # --- writing files ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import re
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from ruamel.yaml import YAML
@@ -23,24 +22,13 @@ from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mailhooks.documents.positions import START, PathPart, Position
+
 # A reused anchor is legal YAML (the later one wins); ruamel's warning would go to stderr.
 warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
 MAX_NODES: Final = 20000
 MAX_DEPTH: Final = 64
-
-PathPart = str | int
-
-
-@dataclass(frozen=True, order=True)
-class Position:
-    """1-based line and column, as editors and compilers print them."""
-
-    line: int
-    column: int
-
-
-START: Final = Position(1, 1)
 
 
 class YamlError(Exception):

@@ -1,0 +1,48 @@
+"""The message one request carries: its deliveries' events, and an id stable across
+retries (Standard Webhooks' `webhook-id`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, overload
+
+from mailhooks.channels.base import Message
+from mailhooks.spool import Delivery
+
+
+def message_for(deliveries: Sequence[Delivery], batched: bool) -> Message:
+    """One request's message; its id is stable across retries of the same deliveries."""
+    payloads = [delivery.payload for delivery in deliveries]
+    if not batched:
+        return Message(deliveries[0].event_id, LazyEvents(payloads), payloads[0])
+    digest = hashlib.sha256(",".join(str(d.id) for d in deliveries).encode()).hexdigest()[:24]
+    return Message(f"batch_{digest}", LazyEvents(payloads), b"[" + b",".join(payloads) + b"]",
+                   batched=True)
+
+
+class LazyEvents(Sequence[dict[str, Any]]):
+    """The events of a message, parsed from their JSON only if a channel reads them (a
+    web channel sends the bytes as they are)."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self._payloads = payloads
+        self._parsed: list[dict[str, Any]] | None = None
+
+    def _events(self) -> list[dict[str, Any]]:
+        if self._parsed is None:
+            self._parsed = [json.loads(payload) for payload in self._payloads]
+        return self._parsed
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._events()[index]

@@ -1,0 +1,161 @@
+"""What the API does: take events, report, test, reload, replay. The HTTP handlers
+(`server.py`) and the CLI's daemon commands reach the daemon only through this object,
+which holds the parts it needs and nothing of the lifecycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from mailhooks import log, systemd
+from mailhooks.delivery.dispatcher import Dispatcher
+from mailhooks.events import Event
+from mailhooks.live import LiveRef, LiveWebhook
+from mailhooks.metrics import Metrics
+from mailhooks.reload import Reloader
+from mailhooks.settings import Settings
+from mailhooks.spool import DeliveryRecord, NewEvent, Spool
+from mailhooks.trial import send_sample
+
+_log = log.get("mailhooks.app")
+
+
+class Service:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, spool: Spool, current: LiveRef,
+        reloader: Reloader, dispatcher: Dispatcher,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.spool = spool
+        self.current = current
+        self.reloader = reloader
+        self.dispatcher = dispatcher
+        self.started_at = time.time()
+        # Set when shutdown begins: intake answers 503 from then on.
+        self.stopping = False
+
+    def webhook(self, webhook_id: str) -> LiveWebhook | None:
+        return self.current.webhook(webhook_id)
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def accept(self, events: Sequence[Event]) -> int:
+        """Match and spool events; returns how many were new. Raises SpoolError."""
+        match = self.current.now.matcher.match
+        received_at = datetime.now(UTC)
+        batch = []
+        targets: set[str] = set()
+        by_name: dict[str, int] = {}  # a plain dict: a Counter costs more per request
+        for event in events:
+            event.fill_in(received_at)
+            matched = match(event)
+            targets.update(matched)
+            by_name[event.event] = by_name.get(event.event, 0) + 1
+            batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
+                                  event.payload_json(), matched))
+        added = await self.spool.add(batch, hand_over=self.dispatcher.wants(targets))
+        for name, count in by_name.items():
+            self.metrics.received_by(name).inc(count)
+        # Per request, so debug (see retry.Settler); the metrics count every event.
+        if log.debug_enabled():
+            _log.debug("events_accepted", events=len(events), spooled=added.events,
+                       duplicates=len(events) - added.events, deliveries=len(added.deliveries))
+        self.dispatcher.wake(targets, added.deliveries)
+        return added.events
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def reload(self, reason: str) -> dict[str, Any]:
+        systemd.reloading()
+        try:
+            return await self.reloader.reload(reason)
+        finally:
+            systemd.ready(await self.summary())
+
+    async def replay(self, delivery_ids: Sequence[int], webhook_id: str | None) -> int:
+        webhooks = await self.spool.replay(delivery_ids, webhook_id)
+        _log.info("replay", deliveries=len(webhooks), webhook=webhook_id)
+        self.dispatcher.wake(set(webhooks))
+        return len(webhooks)
+
+    async def deliveries(self, state: str | None, webhook_id: str | None,
+                         limit: int) -> list[DeliveryRecord]:
+        return await self.spool.deliveries(state, webhook_id, limit)
+
+    async def test_webhook(self, webhook_id: str, event_name: str | None) -> dict[str, Any] | None:
+        live = self.webhook(webhook_id)
+        return None if live is None else await send_sample(live, event_name)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def webhooks_report(self) -> dict[str, Any]:
+        live = self.current.now
+        errors_by_file: dict[str, list[str]] = {}
+        for problem in live.problems:
+            errors_by_file.setdefault(problem.file, []).append(str(problem))
+        listed = []
+        for key, hook in live.webhooks.items():
+            model = hook.loaded.webhook
+            listed.append({
+                "id": key,
+                "name": model.name,
+                "status": model.status,
+                "events": model.events,
+                "channel": model.channel.type,
+                "endpoint": model.channel.endpoint(),
+                "file": str(hook.loaded.path),
+                "state": "stale" if key in live.stale else "running",
+                "errors": errors_by_file.get(str(hook.loaded.path), []),
+            })
+        return {
+            "webhooks": listed,
+            "count": len(listed),
+            "limit": self.settings.limits.max_webhooks,
+            "config_ok": live.ok,
+            "errors": [str(problem) for problem in live.problems],
+            "last_reload": self.reloader.last_report,
+        }
+
+    async def status_report(self) -> dict[str, Any]:
+        stats = await self.spool.stats()
+        live = self.current.now
+        failing = []
+        for key, lane in self.dispatcher.lanes.items():
+            if lane.breaker.failures:
+                failing.append({
+                    "webhook": key, "consecutive_failures": lane.breaker.failures,
+                    "circuit_open": lane.breaker.is_open,
+                    "pending": stats.pending_by_webhook.get(key, 0),
+                })
+        return {
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "config": {
+                "ok": live.ok, "webhooks": len(live.webhooks),
+                "limit": self.settings.limits.max_webhooks,
+                "errors": [str(problem) for problem in live.problems],
+                "last_reload": self.reloader.last_report,
+            },
+            "queue": {
+                "pending": stats.pending, "failed": stats.failed,
+                "oldest_pending_seconds": (
+                    None if stats.oldest_pending_at is None
+                    else round(time.time() - stats.oldest_pending_at, 1)
+                ),
+                "in_flight": self.dispatcher.in_flight(),
+                "spool_bytes": stats.size_bytes,
+            },
+            "failing": failing,
+        }
+
+    async def summary(self) -> str:
+        stats = await self.spool.stats()
+        live = self.current.now
+        state = "ok" if live.ok else f"{len(live.problems)} config error(s)"
+        return f"{len(live.webhooks)} webhooks ({state}), {stats.pending} pending, {stats.failed} failed"
+
+    async def metrics_text(self) -> bytes:
+        self.metrics.observe_stats(await self.spool.stats())
+        return self.metrics.render()

@@ -1,0 +1,163 @@
+"""[keep] The durable queue: SQLite in WAL mode, one row per event and per delivery.
+
+`Spool` is what the rest of the daemon sees: intake adds events and their deliveries, the
+lanes read what is due and record outcomes, operators list and replay. Writes go through
+the group-commit writer (`writer.py`); reads use their own connection and thread, so in
+WAL mode they never wait for a commit's fsync. The SQL is in `sql.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from mailhooks.spool import sql
+from mailhooks.spool.records import (
+    Added,
+    AttemptResult,
+    Delivery,
+    DeliveryRecord,
+    Intake,
+    NewEvent,
+    Outcomes,
+    SpoolError,
+    SpoolStats,
+)
+from mailhooks.spool.writer import GroupWriter
+
+T = TypeVar("T")
+
+
+class Spool:
+    def __init__(self, path: Path, writer: GroupWriter, reader: sqlite3.Connection,
+                 reader_executor: ThreadPoolExecutor, retention: float) -> None:
+        self.path = path
+        self.retention = retention
+        self._writer = writer
+        self._reader: sqlite3.Connection | None = reader
+        self._reader_executor = reader_executor
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, max_bytes: int, retention: float) -> Spool:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await GroupWriter.open(lambda: sql.open_writer(path), max_bytes)
+        reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-read")
+        try:
+            reader = await asyncio.get_running_loop().run_in_executor(
+                reader_executor, sql.open_reader, path
+            )
+        except BaseException:
+            reader_executor.shutdown(wait=False)
+            await writer.close()
+            raise
+        return cls(path, writer, reader, reader_executor, retention)
+
+    async def close(self) -> None:
+        """Commit what is queued, then close the database."""
+        await self._writer.close()
+        if self._reader is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._reader_executor, self._reader.close
+            )
+            self._reader = None
+        self._reader_executor.shutdown(wait=True)
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            if self._reader is None:
+                raise SpoolError("spool is closed")
+            return query(self._reader)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_executor, run)
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        result: T = await self._writer.submit(operation)
+        return result
+
+    # -- intake -----------------------------------------------------------------------
+
+    async def add(self, events: Sequence[NewEvent], hand_over: bool = True) -> Added:
+        """Spool events and their deliveries; returns how many events were new (an
+        `event_id` seen before is acknowledged, not spooled twice) and, with `hand_over`,
+        the deliveries made for them. Returns once committed."""
+        added: Added = await self._writer.submit(Intake(events, time.time(), hand_over))
+        return added
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(f"{self.path}{suffix}").stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    async def due_or_next(
+        self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = ()
+    ) -> tuple[list[Delivery], float | None]:
+        """Up to `limit` of the webhook's deliveries due at `now`, oldest first, leaving
+        out the ids in `skip` (those being attempted); and when none is due, when the
+        next one falls due (None: nothing is pending). One trip to the reader thread
+        where a lane going idle used to make two."""
+        skipped = list(skip)  # copied here: the lane's set changes while the query runs
+
+        def query(connection: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
+            found = sql.due(connection, webhook_id, now, limit, skipped)
+            return found, None if found else sql.next_due(connection, webhook_id, now)
+
+        return await self._read(query)
+
+    async def pending_webhooks(self) -> dict[str, float]:
+        """Each webhook with pending deliveries, and its earliest due time."""
+        return await self._read(sql.pending_webhooks)
+
+    def record_soon(self, results: Sequence[AttemptResult]) -> asyncio.Future[None]:
+        """Queue attempt outcomes for a coming commit (all of its outcomes are one
+        statement); the future is done once they are committed."""
+        now = time.time()
+        return self._writer.submit(Outcomes([
+            (r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
+            for r in results
+        ]))
+
+    async def drop_webhook(self, webhook_id: str) -> int:
+        """Drop the pending deliveries of a deleted webhook; returns how many."""
+        now = time.time()
+        return await self._write(lambda connection: sql.drop_webhook(connection, webhook_id, now))
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def deliveries(
+        self, state: str | None = None, webhook_id: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        return await self._read(lambda connection: sql.deliveries(connection, state, webhook_id, limit))
+
+    async def replay(
+        self, delivery_ids: Sequence[int] = (), webhook_id: str | None = None
+    ) -> list[str]:
+        """Re-queue failed deliveries; returns the webhook id of each one re-queued."""
+        now = time.time()
+        return await self._write(
+            lambda connection: sql.replay(connection, delivery_ids, webhook_id, now)
+        )
+
+    async def stats(self) -> SpoolStats:
+        return await self._read(sql.stats)
+
+    async def prune(self, now: float | None = None) -> int:
+        """Forget delivered and dropped rows older than the retention, and their events;
+        hand the freed pages back to the file system."""
+        cutoff = (now or time.time()) - self.retention
+        removed = await self._write(lambda connection: sql.prune(connection, cutoff))
+        if removed:
+            await self._writer.maintain(sql.compact)
+        return removed
