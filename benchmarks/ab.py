@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from benchmarks.delivery import BATCHED_SCALE, BATCHING, deliver_round
-from benchmarks.harness import Daemon, Receiver, black_hole, loadgen, receiver, scratch, web_webhook
+from benchmarks.harness import Daemon, black_hole, loadgen, receiver, scratch, web_webhook
+from tests.utils import Receiver
 
 DELIVERIES = 6000
 SECONDS = 3.0
@@ -52,7 +53,7 @@ async def compare(baseline: Path, what: str, rounds: int) -> dict[str, list[tupl
                 # Started inside the try: a daemon that started is stopped even when the
                 # other one fails to start.
                 for name, daemon in daemons.items():
-                    url = void if what == "intake" else endpoint.url(name)
+                    url = void if what == "intake" else endpoint.url_for(name)
                     daemon.write_config()
                     daemon.write_webhook("hook", web_webhook(
                         url, timeout=300, retry_schedule=[3600],

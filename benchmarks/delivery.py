@@ -21,7 +21,6 @@ from typing import Any
 from benchmarks.harness import (
     Daemon,
     Paired,
-    Receiver,
     Row,
     Scale,
     loadgen,
@@ -33,7 +32,7 @@ from benchmarks.harness import (
     scratch,
     web_webhook,
 )
-from tests.utils import wait_until
+from tests.utils import Receiver, wait_until
 
 GROUP = 3  # in the fan-out case every event matches this many webhooks
 BATCH = 100  # events per request in the batched row
@@ -50,16 +49,16 @@ async def measure(events: int, webhooks: int = 1, rounds: int = 1,
     per request. Returns each round's rates."""
     async with receiver() as endpoint:
         if batched:
-            hooks = {"hook": web_webhook(endpoint.url("hook"), timeout=120, batch=BATCHING)}
+            hooks = {"hook": web_webhook(endpoint.url_for("hook"), timeout=120, batch=BATCHING)}
             nodes, per_event = 0, 1
         elif webhooks == 1:
-            hooks = {"hook": web_webhook(endpoint.url("hook"), timeout=120)}
+            hooks = {"hook": web_webhook(endpoint.url_for("hook"), timeout=120)}
             nodes, per_event = 0, 1
         else:
             groups = webhooks // GROUP
             hooks = {
                 f"hook-{index:03}": web_webhook(
-                    endpoint.url(f"hook-{index:03}"), timeout=120,
+                    endpoint.url_for(f"hook-{index:03}"), timeout=120,
                     filters={"sending_node": [f"node-{index // GROUP}"]},
                 )
                 for index in range(webhooks)
@@ -110,7 +109,7 @@ async def _drained(daemon: Daemon) -> bool:
 
 async def bare_client(count: int) -> dict[str, Any]:
     async with receiver() as endpoint:
-        report = await loadgen("client", endpoint.url("bare"), "--concurrency", "8",
+        report = await loadgen("client", endpoint.url_for("bare"), "--concurrency", "8",
                                "--count", str(count))
     return report
 

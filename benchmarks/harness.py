@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from tests.utils import DaemonProcess, serve_app, unix_request, wait_until
+from tests.utils import DaemonProcess, Receiver, unix_request, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -234,64 +233,10 @@ def web_webhook(url: str, *, events: Any = "all", filters: dict[str, list[str]] 
 # -- the other end --------------------------------------------------------------------
 
 
-class Receiver:
-    """An HTTP endpoint on 127.0.0.1 answering 200; counts requests per path, and when
-    asked records each `webhook-id` (to find lost events) and when it arrived (latency).
-    While `gate` is clear, requests wait before they are answered."""
-
-    def __init__(self, *, track_ids: bool = False, timing: bool = False) -> None:
-        self.track_ids = track_ids
-        self.timing = timing
-        self.count = 0
-        self.by_path: dict[str, int] = {}
-        self.ids: dict[str, set[str]] = {}
-        self.arrivals: dict[str, float] = {}
-        self.first_at: dict[str, float] = {}
-        self.sent_latency: list[float] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    def url(self, path: str = "hook") -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        await request.read()
-        now = time.monotonic()
-        if not self.gate.is_set():
-            await self.gate.wait()
-        path = request.path
-        self.count += 1
-        self.by_path[path] = self.by_path.get(path, 0) + 1
-        self.first_at.setdefault(path, now)
-        if self.track_ids or self.timing:
-            message_id = request.headers.get("webhook-id", "")
-            if self.track_ids:
-                self.ids.setdefault(path, set()).add(message_id)
-            if self.timing:
-                self.arrivals.setdefault(message_id, now)
-                sent = request.headers.get("x-sent-at")
-                if sent is not None:
-                    self.sent_latency.append(now - float(sent))
-        return web.Response(status=200, text="ok")
-
-    async def start(self) -> Receiver:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner, self.port = await serve_app(app, backlog=1024, shutdown_timeout=0.2)
-        return self
-
-    async def stop(self) -> None:
-        self.gate.set()
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-
 @contextlib.asynccontextmanager
 async def receiver(**kwargs: Any) -> AsyncIterator[Receiver]:
-    endpoint = await Receiver(**kwargs).start()
+    """The tests' Receiver, counting without keeping each request."""
+    endpoint = await Receiver(keep=False, **kwargs).start(backlog=1024)
     try:
         yield endpoint
     finally:

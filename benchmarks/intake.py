@@ -37,7 +37,7 @@ from benchmarks.harness import (
     scratch,
     web_webhook,
 )
-from mailhooks.spool.sql import SCHEMA as _SCHEMA
+from mailhooks.spool.schema import SCHEMA as _SCHEMA
 
 SQLITE_BATCH = 100
 

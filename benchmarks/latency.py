@@ -29,7 +29,7 @@ async def run(scale: Scale) -> list[Row]:
     seconds = scale.pick(8.0, 3.0)
     async with receiver(timing=True) as endpoint:
         with scratch() as root:
-            hooks = {"hook": web_webhook(endpoint.url("hook"))}
+            hooks = {"hook": web_webhook(endpoint.url_for("hook"))}
             async with running_daemon(root, webhooks=hooks) as daemon:
                 report = await loadgen(
                     "post", str(daemon.socket), "--concurrency", "32", "--rate", str(RATE),
@@ -47,7 +47,7 @@ async def run(scale: Scale) -> list[Row]:
         early = sum(1 for value in arrived if value < 0)
         latencies = [max(0.0, value) for value in arrived]
         endpoint.sent_latency.clear()
-        bare = await loadgen("client", endpoint.url("bare"), "--rate", str(RATE),
+        bare = await loadgen("client", endpoint.url_for("bare"), "--rate", str(RATE),
                              "--seconds", str(seconds))
         floor = list(endpoint.sent_latency)
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000

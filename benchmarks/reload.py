@@ -46,12 +46,12 @@ async def run(scale: Scale) -> list[Row]:
     async with receiver(track_ids=True) as endpoint:
         hooks = {
             f"team-{index % 20:02}/hook-{index:04}": web_webhook(
-                endpoint.url(f"hook-{index}"), events=_selection(index),
+                endpoint.url_for(f"hook-{index}"), events=_selection(index),
                 filters={"sending_node": [f"node-{index}"]})
             for index in range(WEBHOOKS)
         }
         steady = {"sending_node": ["steady"]}
-        hooks["steady"] = web_webhook(endpoint.url("steady"), filters=steady)
+        hooks["steady"] = web_webhook(endpoint.url_for("steady"), filters=steady)
         config = {"limits": {"max_webhooks": WEBHOOKS + 100}}
         with scratch() as root:
             async with running_daemon(root, config, hooks) as daemon:
@@ -65,7 +65,7 @@ async def run(scale: Scale) -> list[Row]:
                 for number in range(reloads):
                     path = f"/new-{number}"
                     written = time.monotonic()
-                    daemon.write_webhook(f"new/{number}", web_webhook(endpoint.url(path[1:]),
+                    daemon.write_webhook(f"new/{number}", web_webhook(endpoint.url_for(path[1:]),
                                                                       filters=steady))
                     try:
                         await wait_until(lambda path=path: path in endpoint.first_at, WAIT,  # type: ignore[misc]

@@ -52,7 +52,7 @@ async def soak(minutes: float, rate: float, retention: float = 60) -> dict[str, 
     spool: list[float] = []
     async with receiver() as endpoint:
         with scratch() as root:
-            hooks = {"hook": web_webhook(endpoint.url("hook"))}
+            hooks = {"hook": web_webhook(endpoint.url_for("hook"))}
             # A short retention, so the bound on the spool (delivered rows pruned every
             # minute) shows within the run.
             config = {"spool": {"retention": retention}}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from mailhooks.app import App
+from mailhooks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,15 +93,33 @@ def held_until(released: asyncio.Event) -> Handler:
 
 @dataclass
 class Receiver:
-    """An endpoint on 127.0.0.1 that records every request; `handler` decides the answer."""
+    """An endpoint on 127.0.0.1 that records every request; `handler` decides the answer.
+
+    Tests keep each request (`requests`); benchmarks, which send hundreds of thousands,
+    set `keep=False` and read the counts, and when asked each `webhook-id` per path
+    (`track_ids`: to find lost or doubled events) and when it first arrived (`timing`).
+    While `gate` is clear, requests wait before they are answered."""
 
     handler: Handler = _ok
     requests: list[Received] = field(default_factory=list)
+    keep: bool = True
+    track_ids: bool = False
+    timing: bool = False
     runner: web.AppRunner | None = None
     port: int = 0
     host: str = "127.0.0.1"
     # Set when the receiver stops, so that handlers waiting on it return.
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    count: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, set[str]] = field(default_factory=dict)
+    arrivals: dict[str, float] = field(default_factory=dict)
+    first_at: dict[str, float] = field(default_factory=dict)
+    sent_latency: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     @property
     def origin(self) -> str:
@@ -108,21 +130,42 @@ class Receiver:
     def url(self) -> str:
         return f"{self.origin}/hook"
 
+    def url_for(self, path: str) -> str:
+        return f"{self.origin}/{path}"
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Received(
-            request.headers, await request.read(), time.time(), request.path, request.method,
-            request.query_string,
-        ))
+        body = await request.read()
+        now = time.monotonic()
+        if not self.gate.is_set():
+            await self.gate.wait()
+        path = request.path
+        self.count += 1
+        self.by_path[path] = self.by_path.get(path, 0) + 1
+        self.first_at.setdefault(path, now)
+        if self.track_ids or self.timing:
+            message_id = request.headers.get("webhook-id", "")
+            if self.track_ids:
+                self.ids.setdefault(path, set()).add(message_id)
+            if self.timing:
+                self.arrivals.setdefault(message_id, now)
+                sent = request.headers.get("x-sent-at")
+                if sent is not None:
+                    self.sent_latency.append(now - float(sent))
+        if self.keep:
+            self.requests.append(Received(request.headers, body, time.time(), path,
+                                          request.method, request.query_string))
         return await self.handler(self, request)
 
-    async def start(self) -> Receiver:
+    async def start(self, backlog: int = 128) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner, self.port = await serve_app(app, self.host, self.port)
+        self.runner, self.port = await serve_app(app, self.host, self.port, backlog=backlog,
+                                                 shutdown_timeout=0.2)
         return self
 
     async def stop(self) -> None:
         self.release.set()
+        self.gate.set()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -275,6 +318,36 @@ class DaemonProcess:
 
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def running_app(root: Path, config: dict[str, Any] | None = None) -> AsyncIterator[App]:
+    """The daemon in this test's own event loop (not a subprocess), on a socket in `root`:
+    for tests that look at its parts (`app.running`). Stopped, and awaited, on exit."""
+    settings = Settings.model_validate({
+        "webhooks_dir": str(root / "webhooks"), "socket": str(root / "s.sock"),
+        "state_dir": str(root / "state"), "allow_http": True, "egress": {"deny": []},
+        "shutdown_grace": 1, **(config or {}),
+    })
+    (root / "webhooks").mkdir(parents=True, exist_ok=True)
+    app = App(settings, handle_signals=False)
+    task = asyncio.create_task(app.run(), name="app")
+
+    async def answers() -> bool:
+        if task.done():
+            task.result()  # raises what stopped it
+        try:
+            status, _ = await unix_request(settings.socket_path(), "GET", "/healthz", timeout=1)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return status == 200
+
+    try:
+        await wait_until(answers, 20, "the in-process daemon to answer")
+        yield app
+    finally:
+        app.stop_event.set()
+        await asyncio.wait_for(task, 30)
 
 
 async def run_cli(*args: str, stdin: bytes | None = None,

@@ -48,13 +48,18 @@ class Running:
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    """The daemon. `handle_signals=False` runs it inside another program's event loop (a
+    test's): it then stops when `stop_event` is set."""
+
+    def __init__(self, settings: Settings, *, handle_signals: bool = True) -> None:
         self.settings = settings
+        self.handle_signals = handle_signals
         self.stop_event = asyncio.Event()
+        self.running: Running | None = None  # for tests that look inside
 
     async def run(self) -> None:
         """Start, serve until SIGTERM/SIGINT (or `stop_event`), and stop cleanly."""
-        running = await self.startup()
+        running = self.running = await self.startup()
         try:
             await self.main_loop(running)
         finally:
@@ -94,13 +99,14 @@ class App:
 
     async def main_loop(self, running: Running) -> None:
         service = running.service
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop_event.set)
-        loop.add_signal_handler(
-            signal.SIGHUP,
-            lambda: running.tasks.append(asyncio.create_task(service.reload("sighup"))),
-        )
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stop_event.set)
+            loop.add_signal_handler(
+                signal.SIGHUP,
+                lambda: running.tasks.append(asyncio.create_task(service.reload("sighup"))),
+            )
         running.tasks += [
             asyncio.create_task(running.reloader.watch(self.stop_event), name="watch"),
             asyncio.create_task(self._prune_loop(running.spool), name="prune"),

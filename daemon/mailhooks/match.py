@@ -7,17 +7,14 @@ sets (and a few networks) once, when the webhooks are loaded.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, NamedTuple
 
+from mailhooks.addresses import IPNetwork, parse_address, parse_network
 from mailhooks.events import EVENT_NAMES, FILTER_FIELDS, Event
 from mailhooks.webhooks.models import Filters, Webhook
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _normal_domain(domain: str) -> str:
@@ -29,14 +26,6 @@ def _domain_suffixes(domain: str) -> tuple[str, ...]:
     """`a.b.example.org` → `.b.example.org`, `.example.org`, `.org`."""
     labels = _normal_domain(domain).split(".")
     return tuple("." + ".".join(labels[index:]) for index in range(1, len(labels)))
-
-
-@lru_cache(maxsize=4096)
-def _address(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +44,7 @@ class _CompiledFilter:
                 suffix in self.suffixes for suffix in _domain_suffixes(domain)
             )
         if self.field == "dedicated_ip":
-            address = _address(value)
+            address = parse_address(value)
             return address is not None and (
                 str(address) in self.exact or any(address in net for net in self.networks)
             )
@@ -78,7 +67,7 @@ def _compile(filters: Filters | None) -> tuple[_CompiledFilter, ...]:
                 frozenset(d[1:] for d in domains if d.startswith("*.")),
             ))
         elif field == "dedicated_ip":
-            networks = [ipaddress.ip_network(value.strip(), strict=False) for value in values]
+            networks = [parse_network(value) for value in values]
             compiled.append(_CompiledFilter(
                 field,
                 frozenset(str(n.network_address) for n in networks if n.num_addresses == 1),
@@ -175,7 +164,7 @@ class _EventIndex:
             if value is not None and field in by_field:
                 _add(found, by_field[field].get(value))
         if event.dedicated_ip is not None and "dedicated_ip" in by_field:
-            address = _address(event.dedicated_ip)
+            address = parse_address(event.dedicated_ip)
             if address is not None:
                 _add(found, by_field["dedicated_ip"].get(str(address)))
         return found

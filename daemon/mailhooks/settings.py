@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,20 +13,14 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from mailhooks.addresses import network
+
 DEFAULT_RETRY_SCHEDULE: Final = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 # SPEC's loopback and link-local ranges, and the unspecified addresses (0.0.0.0, ::),
 # which Linux connects to the local host.
 DEFAULT_EGRESS_DENY: Final = (
     "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128",
 )
-
-
-def _network(text: str) -> str:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address or CIDR range") from None
-    return text
 
 
 def _host_port(text: str) -> str:
@@ -44,7 +37,7 @@ class _Section(BaseModel):
 class Egress(_Section):
     """Where deliveries may not go, checked on the address actually connected to."""
 
-    deny: list[Annotated[str, AfterValidator(_network)]] = Field(
+    deny: list[Annotated[str, AfterValidator(network)]] = Field(
         default=list(DEFAULT_EGRESS_DENY),
         description="CIDR ranges no endpoint may resolve to (loopback and link-local by default).",
     )

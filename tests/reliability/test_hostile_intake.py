@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability.conftest import deliveries, percentile
@@ -165,10 +165,19 @@ async def test_wrong_types_for_each_field(hostile: Hostile, case: tuple[str, dic
     assert any(detail["field"].split(".")[0] == name for detail in answer["details"]), answer
 
 
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @given(prefix=st.binary(max_size=50), bad=st.sampled_from(
     [b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe2\x82"]))
 @EXAMPLES
 async def test_invalid_utf8(hostile: Hostile, prefix: bytes, bad: bytes) -> None:
+    assume(not _decodes(prefix + bad))  # b"\xc2" + b"\x80" is U+0080, valid UTF-8
     valid = json.dumps(event(0, broadcast_name="PLACEHOLDER")).encode()
     status, answer = await hostile.post(valid.replace(b"PLACEHOLDER", prefix + bad))
     assert status == 400, answer

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 
-from mailhooks.channels.base import ChannelKind
 from mailhooks.channels.egress import make_session
 from mailhooks.settings import Settings
 
@@ -21,13 +20,13 @@ class ChannelContext:
         self.gauges: dict[str, Callable[[float], None]] = dict(gauges or {})
         self._sessions: dict[str, aiohttp.ClientSession] = {}
 
-    def session(self, kind: ChannelKind) -> aiohttp.ClientSession:
+    def session(self, channel_type: str, connections: int) -> aiohttp.ClientSession:
         """The channel type's session, made on first use (on the running loop): each type
-        has its own connection pool, so Pushover's two connections are never taken by a
-        busy web endpoint, and the other way round."""
-        session = self._sessions.get(kind.type)
+        has its own pool of `connections`, so Pushover's two connections are never taken
+        by a busy web endpoint, and the other way round."""
+        session = self._sessions.get(channel_type)
         if session is None or session.closed:
-            session = self._sessions[kind.type] = make_session(self.settings, kind.connections)
+            session = self._sessions[channel_type] = make_session(self.settings, connections)
         return session
 
     def report(self, gauge: str, value: float) -> None:

@@ -236,7 +236,7 @@ class HttpSender:
             return built
         status: int | None = None
         try:
-            async with self._context.session(self.kind).post(
+            async with self._context.session(self.kind.type, self.kind.connections).post(
                 built.url or self._url,
                 data=built.body if built.body is not None else built.form,
                 headers=built.headers,

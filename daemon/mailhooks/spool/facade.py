@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from mailhooks.spool import sql
+from mailhooks.spool import schema, sql
 from mailhooks.spool.records import (
     Added,
     AttemptResult,
@@ -47,11 +47,11 @@ class Spool:
     @classmethod
     async def open(cls, path: Path, *, max_bytes: int, retention: float) -> Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await GroupWriter.open(lambda: sql.open_writer(path), max_bytes)
+        writer = await GroupWriter.open(lambda: schema.open_writer(path), max_bytes)
         reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-read")
         try:
             reader = await asyncio.get_running_loop().run_in_executor(
-                reader_executor, sql.open_reader, path
+                reader_executor, schema.open_reader, path
             )
         except BaseException:
             reader_executor.shutdown(wait=False)

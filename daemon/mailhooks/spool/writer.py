@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
-from mailhooks.spool import sql
+from mailhooks.spool import schema, sql
 from mailhooks.spool.records import Intake, Outcomes, SpoolError
 
 T = TypeVar("T")
@@ -148,5 +148,5 @@ class GroupWriter:
         except sqlite3.Error as error:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            raise sql.disk_error(error) from None
+            raise schema.disk_error(error) from None
         return results

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_edit.conftest import WEB, Run, git
+from tests.cli.conftest import WEB, Run, git
 
 Editor = Callable[..., Path]
 RENAME = ("name: CRM Opens", "name: CRM Opens v2")

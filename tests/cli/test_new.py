@@ -13,7 +13,7 @@ from mailhooks.settings import Settings
 from mailhooks.webhooks.edit import PUBLIC_SCHEMA
 from mailhooks.webhooks.load import load_webhooks
 from mailhooks.webhooks.models import Webhook
-from tests.cli_edit.conftest import Run, git
+from tests.cli.conftest import Run, git
 
 WEB_FLAGS = ("--id", "crm/clicks", "--name", "CRM Clicks", "--events", "newsletter_clicked",
              "--url", "https://crm.example.com/clicks")

@@ -15,8 +15,7 @@ from mailhooks.documents.schema import generate, render
 from mailhooks.documents.yaml import decode, parse
 from mailhooks.events import EVENT_NAMES
 from mailhooks.schemas import SCHEMAS
-
-from .conftest import REPO
+from tests.utils import REPO
 
 SCHEMA_DIR = REPO / "schema"
 FILES = sorted(SCHEMAS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_edit.conftest import Run, git
+from tests.cli.conftest import Run, git
 
 
 @pytest.mark.usefixtures("no_terminal")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mailhooks.cli import main
-
-from .conftest import REPO, VENV_BIN, WriteFile, webhook_yaml
+from tests.conftest import WriteFile, webhook_yaml
+from tests.webhooks.conftest import REPO, VENV_BIN
 
 TEXT_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
 GITHUB_LINE = re.compile(

@@ -9,7 +9,7 @@ import pytest
 from mailhooks.settings import Settings
 from mailhooks.webhooks.edit import EditError, set_status
 from mailhooks.webhooks.load import load_webhooks
-from tests.cli_edit.conftest import Run, git
+from tests.cli.conftest import Run, git
 
 ROUNDTRIP = sorted((Path(__file__).parent / "roundtrip").glob("*.yaml"))
 
