@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from mailhooks import log
 from mailhooks.delivery.lane import Lane, LaneShared, hand_over_room
+from mailhooks.delivery.pace import Pacer
 from mailhooks.delivery.retry import Settler
 from mailhooks.live import LiveSet, LiveWebhook
 from mailhooks.metrics import Metrics
@@ -31,7 +32,7 @@ class Dispatcher:
         self.stopping = asyncio.Event()
         self.settler = Settler(settings, metrics)
         self.lanes: dict[str, Lane] = {}
-        self._shared = LaneShared(spool, self.settler, webhook, self.stopping)
+        self._shared = LaneShared(spool, self.settler, Pacer(), webhook, self.stopping)
         self._spool = spool
 
     async def start(self) -> None:

@@ -19,6 +19,7 @@ from typing import Final
 from mailhooks import log
 from mailhooks.channels.base import Outcome
 from mailhooks.delivery.message import message_for
+from mailhooks.delivery.pace import Pacer
 from mailhooks.delivery.retry import Breaker, Settler
 from mailhooks.live import LiveWebhook
 from mailhooks.spool import AttemptResult, Delivery, Spool
@@ -38,6 +39,7 @@ class LaneShared:
 
     spool: Spool
     settler: Settler
+    pacer: Pacer
     webhook: Callable[[str], LiveWebhook | None]
     stopping: asyncio.Event
 
@@ -241,6 +243,7 @@ class Lane:
     async def _attempt(
         self, live: LiveWebhook, deliveries: list[Delivery], batched: bool
     ) -> list[AttemptResult]:
+        await self._keep_pace(live)
         message = message_for(deliveries, batched)
         started, clock = time.time(), time.perf_counter()
         try:
@@ -251,6 +254,17 @@ class Lane:
             _log.exception("channel_error", webhook=self.webhook_id)
         duration = outcome.duration_ms or (time.perf_counter() - clock) * 1000
         return self.shared.settler.settle(live, self.breaker, deliveries, outcome, duration, started)
+
+    async def _keep_pace(self, live: LiveWebhook) -> None:
+        """Wait until the channel's service takes another request to this destination."""
+        rate = live.kind.rate
+        if rate is None:
+            return
+        pacer, key = self.shared.pacer, live.sender.rate_key
+        # A wait for time to pass, not for a flag: another worker may take the slot
+        # meanwhile, so the pacer is asked again after each wait.
+        while (delay := pacer.delay(key, rate, time.monotonic())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
 
     def _record(self, deliveries: list[Delivery], results: list[AttemptResult]) -> None:
         """Store the outcomes; the deliveries stay claimed until they are on disk."""

@@ -95,10 +95,13 @@ class Settler:
         if schedule is None:
             schedule = self.settings.retry_schedule
         if outcome.hold_until is not None:
+            # A spent quota, a 429, or a success that used the last request of a window:
+            # nothing goes to this destination before then.
             key = live.sender.rate_key
             self.holds[key] = max(self.holds.get(key, 0.0), outcome.hold_until)
-            _log.warning("channel_held", webhook=live.id, channel=live.kind.type,
-                         until=outcome.hold_until, reason=outcome.error)
+            if not outcome.ok:
+                _log.warning("channel_held", webhook=live.id, channel=live.kind.type,
+                             until=outcome.hold_until, reason=outcome.error)
         results = []
         for delivery in deliveries:
             attempt = delivery.attempts + 1
