@@ -7,14 +7,16 @@ beside the notifier. The webhook model takes any registered one (`channels.regis
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
 from mailhooks.documents.schema import describe_pattern
-from mailhooks.secrets import SECRET_REF_PATTERN
+from mailhooks.secrets import SecretRef as SecretRef
 from mailhooks.settings import Settings
+from mailhooks.templates import Mode
 
 MAX_URL_LENGTH: Final = 2048
 URL_PATTERN: Final = describe_pattern(
@@ -22,13 +24,6 @@ URL_PATTERN: Final = describe_pattern(
     "is not an http(s) URL with a host name (and no spaces or line breaks)",
 )
 
-SecretRef = Annotated[
-    str,
-    Field(
-        pattern=SECRET_REF_PATTERN,
-        description="A reference to a secret: ${env:NAME}, ${file:/abs/path} or ${credential:NAME}.",
-    ),
-]
 RetrySchedule = Annotated[
     list[Annotated[float, Field(ge=0, le=604800)]],
     Field(min_length=0, max_length=50),
@@ -48,6 +43,20 @@ class Batch(StrictModel):
     max_wait: float = Field(
         default=2, gt=0, le=3600, description="Send when the oldest event has waited this long (s)."
     )
+
+
+@dataclass(frozen=True)
+class TemplateField:
+    """A template in a channel's config: where it is (its path in the webhook document),
+    what it is (text, or a payload mapping whose leaves are templates), how its values
+    are escaped, and at most how many characters its service takes (a message over it is
+    truncated when sent; `validate` says so when a sample already is)."""
+
+    path: tuple[str | int, ...]
+    source: Any
+    mode: Mode
+    payload: bool = False
+    max_chars: int | None = None
 
 
 class ChannelConfig(StrictModel):
@@ -73,6 +82,10 @@ class ChannelConfig(StrictModel):
         """Where the events go, for people (lists, reports): never a secret, never a
         URL's query string (which may carry a token)."""
         return self.type
+
+    def templates(self) -> list[TemplateField]:
+        """The templates the channel renders, compiled and checked at every load."""
+        return []
 
     def destinations(self, settings: Settings) -> list[str]:
         """The origins (`https://host[:port]`) the channel's requests, and so its

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from mailhooks import grants
 from mailhooks.documents.check import Found, check_document, read_limited
-from mailhooks.documents.positions import START, Position, Problem
+from mailhooks.documents.positions import START, Position, Problem, find_text
 from mailhooks.documents.yaml import YamlError, decode, parse
 from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
 from mailhooks.webhooks.checks import check
 from mailhooks.webhooks.ids import bad_part, is_candidate, webhook_id
 from mailhooks.webhooks.models import Webhook
+from mailhooks.webhooks.templating import template_problems
 
 MAX_FILES: Final = 100000
 
@@ -121,10 +123,18 @@ def _load_file(
 def check_bytes(raw: bytes, settings: Settings) -> Checked:
     """A webhook file's content checked as the loader checks it (without its id)."""
     try:
-        document = parse(decode(raw))
+        text = decode(raw)
+        document = parse(text)
     except YamlError as error:
         return None, [(error.position, error.message)]
-    return check_document(document, Webhook, lambda data: check(data, allow_http=settings.allow_http))
+    webhook, found = check_document(
+        document, Webhook, lambda data: check(data, allow_http=settings.allow_http)
+    )
+    if webhook is None:
+        return None, found
+    # Templates last: they are checked against the typed channel, once per content.
+    problems = sorted(set(template_problems(document, text, webhook, "")))
+    return (None, problems) if problems else (webhook, [])
 
 
 def load_directory(
@@ -187,6 +197,13 @@ def load_steps(
             result.problems.append(Problem(
                 shown, where, f"name: {webhook.name!r} is already used by {taken_by}"
             ))
+            continue
+        refusals = grants.check(identifier, webhook.channel, settings)
+        if refusals:
+            result.failed_ids.add(identifier)
+            content = path.read_text(encoding="utf-8", errors="replace")
+            result.problems.extend(Problem(shown, find_text(content, refusal.reference), refusal.message)
+                                   for refusal in refusals)
             continue
         names[webhook.name.casefold()] = shown
         result.webhooks[identifier] = LoadedWebhook(identifier, path, webhook, digest)

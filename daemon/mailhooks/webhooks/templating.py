@@ -1,0 +1,66 @@
+"""A webhook's templates at load: compiled with their place in the file, and rendered
+against a sample of each event the webhook selects (SPEC §5), so a broken template fails
+`validate` (and the pull request) at its `path:line:col`, not a delivery at 3 a.m."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mailhooks.channels.config import TemplateField
+from mailhooks.documents.positions import Position
+from mailhooks.documents.yaml import Document
+from mailhooks.events import EVENT_NAMES, EventName
+from mailhooks.templates import (
+    PayloadTemplate,
+    Template,
+    TemplateError,
+    Where,
+    check,
+    compile_payload,
+    compile_template,
+)
+from mailhooks.webhooks.models import Webhook
+
+
+def template_problems(document: Document, raw: str, webhook: Webhook,
+                      file: str) -> Iterator[tuple[Position, str]]:
+    """Every problem of the webhook's templates, as (position, message)."""
+    selected: list[EventName] = list(EVENT_NAMES) if webhook.events == "all" else list(webhook.events)
+    for field in webhook.channel.templates():
+        try:
+            compiled = compile_field(field, document, raw, file)
+        except TemplateError as refused:
+            yield Position(refused.line, refused.column), refused.message
+            continue
+        for error in check(compiled, selected):
+            yield Position(error.line, error.column), error.message
+
+
+def compile_field(field: TemplateField, document: Document | None, raw: str,
+                  file: str) -> Template | PayloadTemplate:
+    """The field compiled; with a document, every error points into the file."""
+    def where(path: tuple[str | int, ...]) -> Where:
+        if document is None:
+            return Where(file)
+        return _content_start(document, raw, (*field.path, *path), file)
+
+    if field.payload:
+        return compile_payload(field.source, positions=where, mode=field.mode)
+    return compile_template(str(field.source), where=where(()), mode=field.mode)
+
+
+def _content_start(document: Document, raw: str, path: tuple[str | int, ...], file: str) -> Where:
+    """Where a scalar's first character is: after the quote of a quoted scalar, on the
+    line after a block scalar's `|` or `>` (at its indentation)."""
+    position = document.position(path)
+    lines = raw.splitlines()
+    if not 0 < position.line <= len(lines):
+        return Where(file, position.line, position.column)
+    line = lines[position.line - 1]
+    marker = line[position.column - 1:position.column]
+    if marker in ("'", '"'):
+        return Where(file, position.line, position.column + 1)
+    if marker in ("|", ">") and position.line < len(lines):
+        following = lines[position.line]
+        return Where(file, position.line + 1, len(following) - len(following.lstrip(" ")) + 1)
+    return Where(file, position.line, position.column)
