@@ -25,7 +25,7 @@ from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.web import WebChannel, WebSender
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from tests.utils import wait_until
+from tests.utils import LOOPBACK, wait_until
 
 CONCURRENCY = 8
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -48,7 +48,7 @@ async def cpu_per_request(send: Callable[[], Awaitable[None]], requests: int) ->
 
 async def compare(url: str, requests: int, rounds: int) -> Paired:
     body = json.dumps(event(1, event_id="0" * 32)).encode()
-    settings = Settings.model_validate({"allow_http": True, "egress": {"deny": []}})
+    settings = Settings.model_validate({"allow_http": True, "egress": {"allow": LOOPBACK}})
     context = ChannelContext(settings)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as bare:
         channel = WebChannel.model_validate({"type": "web", "url": url, "secret": "${env:S}"})

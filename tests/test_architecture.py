@@ -26,15 +26,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "mailhooks.systemd", "mailhooks.events", "mailhooks.sources"),
     ("mailhooks.secrets", "mailhooks.settings", "mailhooks.documents", "mailhooks.templates"),
     # [keep] and [out]: the spool, and the channels with their configs
-    ("mailhooks.spool", "mailhooks.channels", "mailhooks.config_file", "mailhooks.intake"),
+    ("mailhooks.spool", "mailhooks.channels", "mailhooks.config_file", "mailhooks.intake",
+     "mailhooks.roles"),
     # webhooks as files: models (over the channel registry), loading, editing
-    ("mailhooks.webhooks", "mailhooks.metrics"),
-    ("mailhooks.match", "mailhooks.grants"),
+    ("mailhooks.webhooks", "mailhooks.metrics", "mailhooks.grants"),
+    ("mailhooks.match",),
     ("mailhooks.live",),
     # [deliver], reload, the Test button
     ("mailhooks.delivery", "mailhooks.reload", "mailhooks.trial", "mailhooks.revision"),
     ("mailhooks.service",),
-    ("mailhooks.server", "mailhooks.listeners", "mailhooks.roles"),
+    ("mailhooks.server", "mailhooks.listeners", "mailhooks.connections"),
     ("mailhooks.app",),
     ("mailhooks.cli", "mailhooks.schemas", "mailhooks.__main__", "mailhooks.gitops",
      "mailhooks.listen", "mailhooks.ingest"),

@@ -22,6 +22,8 @@ from mailhooks.app import App
 from mailhooks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# egress.allow for receivers on this host: loopback is denied otherwise (SPEC §5).
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 class WaitTimeout(AssertionError, TimeoutError):
@@ -227,7 +229,7 @@ class DaemonProcess:
         self.config_path = root / "mailhooks.yaml"
         self.config = {
             "webhooks_dir": str(self.webhooks), "socket": str(self.socket),
-            "state_dir": str(root / "state"), "allow_http": True, "egress": {"deny": []},
+            "state_dir": str(root / "state"), "allow_http": True, "egress": {"allow": LOOPBACK},
             "log": {"format": "json", "level": "debug"}, "shutdown_grace": 2,
             **(config or {}),
         }
@@ -326,7 +328,7 @@ async def running_app(root: Path, config: dict[str, Any] | None = None) -> Async
     for tests that look at its parts (`app.running`). Stopped, and awaited, on exit."""
     settings = Settings.model_validate({
         "webhooks_dir": str(root / "webhooks"), "socket": str(root / "s.sock"),
-        "state_dir": str(root / "state"), "allow_http": True, "egress": {"deny": []},
+        "state_dir": str(root / "state"), "allow_http": True, "egress": {"allow": LOOPBACK},
         "shutdown_grace": 1, **(config or {}),
     })
     (root / "webhooks").mkdir(parents=True, exist_ok=True)

@@ -14,14 +14,16 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from mailhooks import log, systemd
+from mailhooks import grants, log, systemd
 from mailhooks.channels.context import ChannelContext
 from mailhooks.delivery.dispatcher import Dispatcher
-from mailhooks.listeners import StartupError, sites
+from mailhooks.listeners import StartupError, make_private_directory, sites
 from mailhooks.live import LiveRef
 from mailhooks.metrics import Metrics
 from mailhooks.reasons import os_reason
 from mailhooks.reload import Reloader
+from mailhooks.roles import Authority
+from mailhooks.secrets import SecretSources
 from mailhooks.server import make_server
 from mailhooks.service import Service
 from mailhooks.settings import Settings
@@ -69,9 +71,14 @@ class App:
         """Every part, in order; a step that fails undoes the ones before it."""
         settings = self.settings
         state_dir = settings.state_path()
+        authority = Authority(settings)
+        try:
+            authority.load_tokens(SecretSources.from_process(settings.secrets.dirs))
+        except ValueError as error:
+            raise StartupError(str(error)) from None
         async with contextlib.AsyncExitStack() as undo:
             try:
-                state_dir.mkdir(parents=True, exist_ok=True)
+                make_private_directory(state_dir)
                 spool = await Spool.open(state_dir / "spool.db", max_bytes=settings.spool.max_bytes,
                                          retention=settings.spool.retention)
             except OSError as error:
@@ -85,11 +92,11 @@ class App:
             current = LiveRef()
             dispatcher = Dispatcher(spool, settings, metrics, current.webhook)
             reloader = Reloader(settings, channels, metrics, current, dispatcher.swap)
-            service = Service(settings, metrics, spool, current, reloader, dispatcher)
+            service = Service(settings, metrics, spool, current, reloader, dispatcher, authority)
             await reloader.reload("start")
             await dispatcher.start()
             undo.push_async_callback(dispatcher.stop, 0)
-            runner = web.ServerRunner(make_server(service), shutdown_timeout=1.0)
+            runner = web.ServerRunner(make_server(service, authority), shutdown_timeout=1.0)
             await runner.setup()
             undo.push_async_callback(runner.cleanup)
             for site in sites(runner, settings):
@@ -113,8 +120,12 @@ class App:
             asyncio.create_task(self._watchdog_loop(service), name="watchdog"),
         ]
         summary = await service.summary()
-        _log.info("started", socket=str(self.settings.socket_path()), http=self.settings.http,
-                  state_dir=str(self.settings.state_path()),
+        http = self.settings.http
+        if not grants.scoped(self.settings):
+            _log.warning("secrets_not_scoped", hint="without secrets.grants in the config, any "
+                         "webhook file may use any secret reference (SPEC §2)")
+        _log.info("started", socket=str(self.settings.socket_path()),
+                  http=http.listen if http else None, state_dir=str(self.settings.state_path()),
                   webhooks_dir=str(self.settings.webhooks_dir), summary=summary)
         systemd.ready(summary)
         await self.stop_event.wait()

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from mailhooks.events import Event
 
+JSON_TYPES: Final = frozenset({"application/json"})
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/jsonl",
                                  "application/x-jsonlines", "application/ndjson"})
 MAX_DETAILS: Final = 100

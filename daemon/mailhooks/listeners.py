@@ -27,6 +27,18 @@ class StartupError(Exception):
     """The daemon cannot start; the message says why, in one line."""
 
 
+def make_private_directory(path: Path) -> None:
+    """The state directory, made 0700 when mailhooks makes it: the spool holds recipients'
+    addresses. (Under systemd, StateDirectoryMode= says so instead.)"""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return
+    mode = path.stat().st_mode
+    if mode & 0o007:
+        _log.warning("state_directory_open", path=str(path), mode=oct(stat.S_IMODE(mode)),
+                     hint="others may read the spool; chmod o-rwx it")
+
+
 def sites(runner: web.BaseRunner, settings: Settings) -> list[web.BaseSite]:
     """The runner's sites: the sockets systemd passed, or a UNIX socket bound here; and
     TCP when the config asks for it."""
@@ -38,8 +50,8 @@ def sites(runner: web.BaseRunner, settings: Settings) -> list[web.BaseSite]:
         found += [web.SockSite(runner, sock) for sock in inherited]
     else:
         found.append(web.SockSite(runner, bind_unix_socket(settings.socket_path())))
-    if settings.http:
-        host, _, port = settings.http.rpartition(":")
+    if settings.http is not None:
+        host, _, port = settings.http.listen.rpartition(":")
         found.append(web.TCPSite(runner, host.strip("[]"), int(port), backlog=BACKLOG))
     return found
 

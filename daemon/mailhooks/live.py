@@ -15,7 +15,7 @@ from mailhooks.channels.base import ChannelKind, Sender, WebhookRef
 from mailhooks.channels.config import Batch, ChannelConfig
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.registry import build_sender, kind_of
-from mailhooks.documents.positions import START, Position, Problem
+from mailhooks.documents.positions import START, Position, Problem, find_text
 from mailhooks.match import Matcher
 from mailhooks.secrets import Resolved, SecretError, SecretSources, resolve_all
 from mailhooks.settings import Settings
@@ -72,17 +72,10 @@ class LiveRef:
 
 def _position_of(loaded: LoadedWebhook, text: str | None) -> Position:
     """Where `text` (a secret reference) first appears in the webhook's file."""
-    if not text:
-        return START
     try:
-        content = loaded.path.read_text(encoding="utf-8")
+        return find_text(loaded.path.read_text(encoding="utf-8"), text or "")
     except (OSError, UnicodeDecodeError):
         return START
-    offset = content.find(text)
-    if offset < 0:
-        return START
-    line_start = content.rfind("\n", 0, offset) + 1
-    return Position(content.count("\n", 0, offset) + 1, offset - line_start + 1)
 
 
 def build_one(

@@ -39,6 +39,14 @@ class Metrics:
             "mailhooks_events_rejected", "Events refused at intake, by reason.",
             ["reason"], registry=r,
         )
+        self.requests_denied = Counter(
+            "mailhooks_api_requests_denied", "API requests refused for want of a role, by status "
+            "(401: no valid token, 403: the wrong role).", ["status"], registry=r,
+        )
+        self.source_skipped = Counter(
+            "mailhooks_source_records_skipped", "Mail-server records a source did not turn "
+            "into events, by source and kind.", ["source", "kind"], registry=r,
+        )
         self.deliveries = Counter(
             "mailhooks_deliveries", "Delivery attempts by webhook and outcome "
             "(success, retry, failed, dropped).", ["webhook", "outcome"], registry=r,

@@ -82,7 +82,7 @@ class Reloader:
                                frozenset(previous.webhooks))
             else:
                 live = build(result, previous, self.settings, self.context,
-                             SecretSources.from_process())
+                             SecretSources.from_process(self.settings.secrets.dirs))
             built = time.perf_counter()
             self.current.now = live
             await self.on_swap(previous, live)

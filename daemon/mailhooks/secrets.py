@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import Field
 
 from mailhooks.reasons import os_reason
 
@@ -20,6 +22,13 @@ SECRET_REF_PATTERN: Final = (
 )
 _REFERENCE = re.compile(r"\$\{(env|file|credential):([^}]*)\}")
 _FULL_REFERENCE = re.compile(SECRET_REF_PATTERN)
+SecretRef = Annotated[
+    str,
+    Field(
+        pattern=SECRET_REF_PATTERN,
+        description="A reference to a secret: ${env:NAME}, ${file:/abs/path} or ${credential:NAME}.",
+    ),
+]
 HOW_TO_REFERENCE: Final = (
     "write a reference instead: ${env:NAME}, ${file:/absolute/path} "
     "or ${credential:NAME} (systemd LoadCredential=)"
@@ -36,14 +45,27 @@ class SecretError(Exception):
 
 @dataclass(frozen=True)
 class SecretSources:
-    """Where references point: the environment and systemd's credentials directory."""
+    """Where references point: the environment and systemd's credentials directory;
+    and, when `file_dirs` is set (the config's `secrets.dirs`), the directories a
+    `${file:}` reference must lie in once its links are followed."""
 
     environ: Mapping[str, str]
     credentials_directory: str | None
+    file_dirs: tuple[Path, ...] = ()
 
     @classmethod
-    def from_process(cls) -> SecretSources:
-        return cls(os.environ, os.environ.get("CREDENTIALS_DIRECTORY"))
+    def from_process(cls, file_dirs: Sequence[Path] = ()) -> SecretSources:
+        return cls(os.environ, os.environ.get("CREDENTIALS_DIRECTORY"), tuple(file_dirs))
+
+
+def references(texts: Iterable[str]) -> list[str]:
+    """Every reference in `texts`, once each, in order (`Bearer ${env:T}` has one)."""
+    return list(dict.fromkeys(match[0] for text in texts for match in _REFERENCE.finditer(text)))
+
+
+def inside(path: Path, directories: Sequence[Path]) -> bool:
+    """Whether `path` lies in one of `directories` (paths as given: no link followed)."""
+    return any(path == directory or directory in path.parents for directory in directories)
 
 
 def is_reference(text: str) -> bool:
@@ -74,7 +96,18 @@ def resolve_one(kind: str, name: str, sources: SecretSources) -> str:
     if kind == "file":
         if not name.startswith("/"):
             raise SecretError(f"{reference}: the path must be absolute")
-        return _read_secret_file(Path(name), reference)
+        path = Path(name)
+        if sources.file_dirs:
+            # The file itself, links followed, must be in one of the directories: a link
+            # in a granted directory cannot lead a reference to another file.
+            try:
+                real = path.resolve(strict=True)
+            except OSError as error:
+                raise SecretError(f"{reference}: cannot read {path}: {os_reason(error)}") from None
+            if not inside(real, [directory.resolve() for directory in sources.file_dirs]):
+                raise SecretError(f"{reference}: {path} is not in a directory of secrets.dirs")
+            path = real
+        return _read_secret_file(path, reference)
     if not sources.credentials_directory:
         raise SecretError(
             f"{reference}: $CREDENTIALS_DIRECTORY is not set "
@@ -113,10 +146,10 @@ class Resolved:
 def resolve_all(texts: list[str], sources: SecretSources) -> Resolved:
     """Resolve every reference in `texts`; the first failure raises SecretError."""
     values: dict[str, str] = {}
-    for text in texts:
-        for match in _REFERENCE.finditer(text):
-            if match[0] not in values:
-                values[match[0]] = resolve_one(match[1], match[2], sources)
+    for reference in references(texts):
+        found = _REFERENCE.fullmatch(reference)
+        assert found is not None
+        values[reference] = resolve_one(found[1], found[2], sources)
     return Resolved(values)
 
 

@@ -16,11 +16,18 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from mailhooks import log
-from mailhooks.intake import IntakeError, read_events
+from mailhooks.connections import GuardedServer
+from mailhooks.events import Event
+from mailhooks.intake import JSON_TYPES, NDJSON_TYPES, IntakeError, read_events
+from mailhooks.roles import Authority, Denied, Peer, Role
 from mailhooks.service import Service
+from mailhooks.sources import kumomta
+from mailhooks.sources.records import validated
 from mailhooks.spool import SpoolError, SpoolFull
 
 BODY_READ_TIMEOUT: Final = 60.0
+MAX_LISTED: Final = 10000
+NO_PEER: Final = Peer(unix=False)
 RETRY_AFTER_FULL: Final = "30"
 RETRY_AFTER_STOPPING: Final = "5"
 
@@ -40,19 +47,26 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return _json({"error": message, **extra}, status=status, headers=headers)
 
 
-async def post_events(service: Service, request: web.BaseRequest) -> web.Response:
+def json_body_type(request: web.BaseRequest) -> web.Response | None:
+    """415 unless the body is JSON or NDJSON: a web page can post `text/plain` or a form
+    anywhere without asking, but not these (SPEC §4a)."""
+    if request.content_type in JSON_TYPES or request.content_type in NDJSON_TYPES:
+        return None
+    return _error(415, "send events as application/json or application/x-ndjson")
+
+
+async def read_body(service: Service, request: web.BaseRequest) -> bytes | web.Response:
+    """The request's body within the config's size limit and BODY_READ_TIMEOUT; or the
+    answer that refuses it."""
     limits = service.settings.limits
-    if service.stopping:
-        return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         service.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
     try:
         if request.content.is_eof():
-            body = await request.read()  # already received whole: nothing to wait for
-        else:
-            async with asyncio.timeout(BODY_READ_TIMEOUT):
-                body = await request.read()
+            return await request.read()  # already received whole: nothing to wait for
+        async with asyncio.timeout(BODY_READ_TIMEOUT):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         service.metrics.events_rejected.labels("too_large").inc()
         return _error(413, f"body over {limits.max_body_bytes} bytes")
@@ -62,13 +76,10 @@ async def post_events(service: Service, request: web.BaseRequest) -> web.Respons
         # The client hung up mid-body: nothing to answer, nothing was taken.
         _log.info("client_disconnected", during="body")
         return _error(400, "connection lost while reading the body")
-    try:
-        events = read_events(body, request.content_type, limits.max_batch_events)
-    except IntakeError as error:
-        service.metrics.events_rejected.labels("too_many" if error.status == 413 else "invalid").inc()
-        _log.info("events_rejected", status=error.status, error=error.message,
-                  details=len(error.details))
-        return _json(error.as_json(), status=error.status)
+
+
+async def spool_events(service: Service, events: list[Event]) -> web.Response:
+    """Spool validated events: 202 once committed, 503 when the spool cannot take them."""
     try:
         spooled = await service.accept(events)
     except SpoolFull as error:
@@ -84,6 +95,51 @@ async def post_events(service: Service, request: web.BaseRequest) -> web.Respons
         body=b'{"accepted": %d, "duplicates": %d}' % (len(events), len(events) - spooled),
         status=202, content_type="application/json",
     )
+
+
+async def post_events(service: Service, request: web.BaseRequest) -> web.Response:
+    if service.stopping:
+        return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
+    refused = json_body_type(request)
+    if refused is not None:
+        service.metrics.events_rejected.labels("media_type").inc()
+        return refused
+    body = await read_body(service, request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        events = read_events(body, request.content_type, service.settings.limits.max_batch_events)
+    except IntakeError as error:
+        service.metrics.events_rejected.labels("too_many" if error.status == 413 else "invalid").inc()
+        _log.info("events_rejected", status=error.status, error=error.message,
+                  details=len(error.details))
+        return _json(error.as_json(), status=error.status)
+    return await spool_events(service, events)
+
+
+async def post_kumomta(service: Service, request: web.BaseRequest) -> web.Response:
+    """KumoMTA's log hook (SPEC §8): its records, one object or an array, as events;
+    answered as POST /events is. Records mailhooks does not understand are counted and
+    skipped, so the hook never retries them forever."""
+    if service.stopping:
+        return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
+    if request.content_type not in JSON_TYPES:
+        return _error(415, "send KumoMTA's log records as application/json")
+    body = await read_body(service, request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        parsed = kumomta.parse_body(body)
+    except ValueError as error:
+        return _error(400, str(error))
+    events, skipped = validated(parsed)
+    service.note_skipped("kumomta", skipped)
+    if not events:
+        return _json({"accepted": 0, "duplicates": 0, "skipped": len(skipped)}, status=202)
+    if len(events) > service.settings.limits.max_batch_events:
+        return _error(413, f"too many events: {len(events)}, at most "
+                           f"{service.settings.limits.max_batch_events} per request")
+    return await spool_events(service, events)
 
 
 async def healthz(service: Service, _request: web.BaseRequest) -> web.Response:
@@ -129,9 +185,11 @@ async def deliveries(service: Service, request: web.BaseRequest) -> web.Response
     if state not in (None, "pending", "delivered", "failed", "dropped"):
         return _error(400, "state is one of pending, delivered, failed, dropped")
     try:
-        limit = min(int(request.query.get("limit", "100")), 10000)
+        limit = int(request.query.get("limit", "100"))
     except ValueError:
-        return _error(400, "limit must be a number")
+        limit = 0
+    if not 1 <= limit <= MAX_LISTED:
+        return _error(400, f"limit is a number from 1 to {MAX_LISTED}")
     records = await service.deliveries(state, request.query.get("webhook"), limit)
     return _json({"deliveries": [record.as_json() for record in records]})
 
@@ -154,29 +212,31 @@ async def replay(service: Service, request: web.BaseRequest) -> web.Response:
 
 # The routes, on aiohttp's low-level server rather than an Application: its router,
 # middleware and Request cost the event loop about 35 µs per request under load (an A/B
-# of intake: 170 against 202 µs per event, +13 % events/s), for nine fixed paths.
-_ROUTES: Final[dict[tuple[str, str], Handler]] = {
-    ("POST", "/events"): post_events,
-    ("GET", "/healthz"): healthz,
-    ("GET", "/metrics"): metrics,
-    ("GET", "/status"): status,
-    ("GET", "/webhooks"): list_webhooks,
-    ("POST", "/-/reload"): reload,
-    ("GET", "/deliveries"): deliveries,
-    ("POST", "/deliveries/replay"): replay,
+# of intake: 170 against 202 µs per event, +13 % events/s), for a few fixed paths. Each
+# route names the role it needs (SPEC §4a).
+_ROUTES: Final[dict[tuple[str, str], tuple[Handler, Role]]] = {
+    ("POST", "/events"): (post_events, Role.SEND),
+    ("POST", "/sources/kumomta"): (post_kumomta, Role.SEND),
+    ("GET", "/healthz"): (healthz, Role.ANYONE),
+    ("GET", "/metrics"): (metrics, Role.ANYONE),
+    ("GET", "/status"): (status, Role.ADMIN),
+    ("GET", "/webhooks"): (list_webhooks, Role.ADMIN),
+    ("POST", "/-/reload"): (reload, Role.ADMIN),
+    ("GET", "/deliveries"): (deliveries, Role.ADMIN),
+    ("POST", "/deliveries/replay"): (replay, Role.ADMIN),
 }
 _TEST_PATH: Final = re.compile(r"/webhooks/(?P<id>.+)/test")
 
 
-def route(method: str, path: str) -> Handler | None:
-    """The handler of a request (HEAD is answered as GET, without the body)."""
+def route(method: str, path: str) -> tuple[Handler, Role] | None:
+    """The handler of a request and the role it needs (HEAD is answered as GET)."""
     method = "GET" if method == "HEAD" else method
-    handler = _ROUTES.get((method, path))
-    if handler is None and method == "POST":
-        found = _TEST_PATH.fullmatch(path)
-        if found is not None:
-            handler = functools.partial(test_webhook, webhook_id=found["id"])
-    return handler
+    found = _ROUTES.get((method, path))
+    if found is None and method == "POST":
+        test = _TEST_PATH.fullmatch(path)
+        if test is not None:
+            found = functools.partial(test_webhook, webhook_id=test["id"]), Role.ADMIN
+    return found
 
 
 def allowed_methods(path: str) -> list[str]:
@@ -192,17 +252,30 @@ class Api:
     """Answers every request on the daemon's sockets: one JSON answer per request, errors
     included; a bug answers a JSON 500 and logs one line with the traceback."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, authority: Authority) -> None:
         self.service = service
+        self.authority = authority
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        handler = route(request.method, request.path)
-        if handler is None:
+        found = route(request.method, request.path)
+        if found is None:
             allowed = allowed_methods(request.path)
             if allowed:
                 return _json({"error": "Method Not Allowed"}, status=405,
                              headers={"Allow": ", ".join(allowed)})
             return _json({"error": "Not Found"}, status=404)
+        handler, needed = found
+        peer: Peer = getattr(request.protocol, "peer", NO_PEER)
+        try:
+            if not peer.unix and "Origin" in request.headers and needed is not Role.ANYONE:
+                # Only a browser sends Origin: a page must not drive the API, whatever
+                # token or address it got hold of (DNS rebinding).
+                raise Denied(403, "browsers may not call this API")
+            self.authority.check(peer, request.headers.get("Authorization"), needed)
+        except Denied as denied:
+            self.service.metrics.requests_denied.labels(str(denied.status)).inc()
+            headers = {"WWW-Authenticate": 'Bearer realm="mailhooks"'} if denied.status == 401 else None
+            return _json({"error": denied.message}, status=denied.status, headers=headers)
         try:
             return await handler(self.service, request)
         except web.HTTPException as error:  # e.g. a body over client_max_size
@@ -212,7 +285,7 @@ class Api:
             return _error(500, "internal error; see the daemon's log")
 
 
-def make_server(service: Service) -> web.Server:
+def make_server(service: Service, authority: Authority) -> web.Server:
     loop = asyncio.get_running_loop()
     max_body = service.settings.limits.max_body_bytes
 
@@ -221,4 +294,5 @@ def make_server(service: Service) -> web.Server:
         return web.BaseRequest(message, payload, protocol, writer, task, loop,
                                client_max_size=max_body)
 
-    return web.Server(Api(service), request_factory=request, access_log=None)
+    return GuardedServer(Api(service, authority), request_factory=request, access_log=None,
+                         max_connections=service.settings.limits.max_connections)

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mailhooks import log, systemd
+from mailhooks import grants, log, systemd
 from mailhooks.delivery.dispatcher import Dispatcher
 from mailhooks.events import Event
 from mailhooks.live import LiveRef, LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.reload import Reloader
+from mailhooks.roles import Authority
+from mailhooks.secrets import SecretSources
 from mailhooks.settings import Settings
+from mailhooks.sources.records import Skipped
 from mailhooks.spool import DeliveryRecord, NewEvent, Spool
 from mailhooks.trial import send_sample
 
@@ -25,7 +28,7 @@ _log = log.get("mailhooks.app")
 class Service:
     def __init__(
         self, settings: Settings, metrics: Metrics, spool: Spool, current: LiveRef,
-        reloader: Reloader, dispatcher: Dispatcher,
+        reloader: Reloader, dispatcher: Dispatcher, authority: Authority,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -33,9 +36,21 @@ class Service:
         self.current = current
         self.reloader = reloader
         self.dispatcher = dispatcher
+        self.authority = authority
         self.started_at = time.time()
         # Set when shutdown begins: intake answers 503 from then on.
         self.stopping = False
+        self._skip_kinds_logged: set[tuple[str, str]] = set()
+
+    def note_skipped(self, source: str, skipped: Sequence[Skipped]) -> None:
+        """Records a source did not turn into events: counted by kind, and logged once
+        per kind (a stream of one unknown record type is one line, not one per record)."""
+        for record in skipped:
+            self.metrics.source_skipped.labels(source, record.kind).inc()
+            if (source, record.kind) not in self._skip_kinds_logged:
+                self._skip_kinds_logged.add((source, record.kind))
+                _log.info("source_record_skipped", source=source, kind=record.kind,
+                          detail=record.detail, hint="counted from now on, not logged again")
 
     def webhook(self, webhook_id: str) -> LiveWebhook | None:
         return self.current.webhook(webhook_id)
@@ -71,6 +86,10 @@ class Service:
     async def reload(self, reason: str) -> dict[str, Any]:
         systemd.reloading()
         try:
+            try:  # the API's tokens are secrets too: rotated ones apply on reload
+                self.authority.load_tokens(SecretSources.from_process(self.settings.secrets.dirs))
+            except ValueError as error:
+                _log.error("tokens_not_reloaded", error=str(error), kept="the previous tokens")
             return await self.reloader.reload(reason)
         finally:
             systemd.ready(await self.summary())
@@ -148,6 +167,7 @@ class Service:
                 "spool_bytes": stats.size_bytes,
             },
             "failing": failing,
+            "secrets": "scoped" if grants.scoped(self.settings) else "not scoped",
         }
 
     async def summary(self) -> str:

@@ -18,6 +18,7 @@ from mailhooks.channels.pushover import PushoverChannel, PushoverSender
 from mailhooks.channels.web import WebChannel, WebSender
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
+from tests.utils import LOOPBACK
 
 # The secrets every test uses, by reference. Distinct, greppable values.
 SECRETS = {
@@ -43,7 +44,7 @@ SAMPLE_EVENT: dict[str, Any] = {
 @pytest.fixture
 def settings() -> Settings:
     """Loopback receivers need http and an empty egress.deny."""
-    return Settings(allow_http=True, egress={"deny": []})
+    return Settings(allow_http=True, egress={"allow": LOOPBACK})
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ async def test_ip_literal_is_denied_before_connecting(
     sender = web_sender(receiver.origin + "/hook", denying_context, secrets)
     outcome = await sender.send(make_message())
     assert not outcome.ok and outcome.status is None
-    assert outcome.error == "address 127.0.0.1 is denied by egress.deny"
+    assert outcome.error == "address 127.0.0.1 is denied by the egress rules"
     assert receiver.requests == []
 
 
@@ -55,7 +55,7 @@ async def test_ipv6_literal_is_denied(
     denying_context: ChannelContext, secrets: Resolved, make_message: MakeMessage
 ) -> None:
     outcome = await web_sender("http://[::1]:9/", denying_context, secrets).send(make_message())
-    assert outcome.error == "address ::1 is denied by egress.deny"
+    assert outcome.error == "address ::1 is denied by the egress rules"
 
 
 async def test_host_name_resolving_to_denied_address_is_denied(
@@ -68,7 +68,7 @@ async def test_host_name_resolving_to_denied_address_is_denied(
     assert not outcome.ok and outcome.retry and outcome.status is None
     assert outcome.error is not None
     assert outcome.error.startswith("address ") and outcome.error.endswith(
-        " is denied by egress.deny"
+        " is denied by the egress rules"
     )
     assert receiver.requests == []
 
@@ -87,7 +87,7 @@ async def test_pushover_obeys_egress_deny(
     async with asyncio.timeout(5):
         outcome = await sender.send(make_message())
     assert not outcome.ok and outcome.retry
-    assert outcome.error is not None and "is denied by egress.deny" in outcome.error
+    assert outcome.error is not None and "is denied by the egress rules" in outcome.error
     assert receiver.requests == []
 
 
@@ -116,7 +116,7 @@ class FixedResolver(AbstractResolver):
 async def test_denied_addresses_are_dropped_and_the_allowed_one_is_used(
     receiver: Receiver,
 ) -> None:
-    policy = EgressPolicy(["10.0.0.0/8", "169.254.0.0/16"])
+    policy = EgressPolicy(["10.0.0.0/8"], allow=["127.0.0.1/32"])
     resolver = DenyingResolver(policy, FixedResolver("10.1.2.3", "169.254.169.254", "127.0.0.1"))
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as session,
@@ -132,7 +132,7 @@ async def test_resolver_fails_when_every_address_is_denied() -> None:
     with pytest.raises(EgressDenied) as raised:
         await resolver.resolve("rebind.test", 80)
     assert isinstance(raised.value, OSError)
-    assert str(raised.value) == "address 127.0.0.1 is denied by egress.deny"
+    assert str(raised.value) == "address 127.0.0.1 is denied by the egress rules"
     assert raised.value.address == "127.0.0.1"
     await resolver.close()
 
@@ -157,6 +157,11 @@ async def test_make_connector_installs_the_resolver_and_limit() -> None:
         ("fe80::1%eth0", True),
         ("::ffff:127.0.0.1", True),
         ("[::1]", True),
+        ("0.0.0.0", True),
+        ("0.1.2.3", True),
+        ("::", True),
+        ("::ffff:0.0.0.0", True),
+        ("::ffff:169.254.169.254", True),
         ("192.0.2.10", False),
         ("2001:db8::1", False),
         ("example.com", False),
@@ -173,4 +178,13 @@ def test_check_host_only_acts_on_literals() -> None:
     policy.check_host("192.0.2.1")
     with pytest.raises(EgressDenied):
         policy.check_host("127.0.0.2")
-    EgressPolicy([]).check_host("127.0.0.1")
+    EgressPolicy(allow=["127.0.0.1/32"]).check_host("127.0.0.1")
+
+
+def test_deny_adds_to_the_built_in_list_and_allow_makes_exceptions() -> None:
+    policy = EgressPolicy(deny=["10.0.0.0/8"], allow=["127.0.0.1/32", "10.9.0.0/16"])
+    assert policy.is_denied("10.1.2.3") and not policy.is_denied("10.9.1.1")
+    assert not policy.is_denied("127.0.0.1") and not policy.is_denied("::ffff:127.0.0.1")
+    assert policy.is_denied("127.0.0.2") and policy.is_denied("0.0.0.0") and policy.is_denied("::")
+    # An empty deny list (an old config's way to allow loopback) reopens nothing.
+    assert EgressPolicy(deny=[]).is_denied("127.0.0.1")

@@ -26,7 +26,7 @@ from mailhooks.channels.pushover import (
 )
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from tests.utils import Receiver
+from tests.utils import LOOPBACK, Receiver
 
 from .conftest import SAMPLE_EVENT, SECRETS
 
@@ -279,7 +279,7 @@ async def test_against_a_local_fake_pushover(
 
     receiver.handler = fake_pushover
     context.settings = Settings(
-        allow_http=True, egress={"deny": []}, pushover={"api_url": receiver.origin + "/"}
+        allow_http=True, egress={"allow": LOOPBACK}, pushover={"api_url": receiver.origin + "/"}
     )
     seen: list[float] = []
     context.gauges["pushover_remaining"] = seen.append

@@ -24,7 +24,7 @@ from mailhooks.channels.signing import SigningKeyError, signing_key
 from mailhooks.channels.web import WebChannel, WebSender
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from tests.utils import Handler, Receiver
+from tests.utils import LOOPBACK, Handler, Receiver
 
 from .conftest import SECRETS
 
@@ -273,7 +273,7 @@ async def test_timeout_is_retried(
 async def test_settings_timeout_is_the_default(
     context: ChannelContext, secrets: Resolved
 ) -> None:
-    context.settings = Settings(allow_http=True, egress={"deny": []}, timeout=7)
+    context.settings = Settings(allow_http=True, egress={"allow": LOOPBACK}, timeout=7)
     channel = WebChannel(type="web", url="http://127.0.0.1:1/")
     assert WebSender(WebhookRef("x", "x"), channel, secrets, context)._timeout == 7
     channel = WebChannel(type="web", url="http://127.0.0.1:1/", timeout=3)
@@ -357,7 +357,7 @@ async def test_read_excerpt_takes_at_most_512_bytes(complete: bool, size: int) -
 async def test_plain_http_refused_unless_allowed(
     receiver: Receiver, context: ChannelContext, secrets: Resolved, make_message: MakeMessage
 ) -> None:
-    context.settings = Settings(allow_http=False, egress={"deny": []})
+    context.settings = Settings(allow_http=False, egress={"allow": LOOPBACK})
     channel = WebChannel(type="web", url=receiver.origin)
     outcome = await WebSender(WebhookRef("x", "x"), channel, secrets, context).send(make_message())
     assert not outcome.ok and not outcome.retry

@@ -12,7 +12,9 @@ import pytest
 from aiohttp import web
 
 from mailhooks import server
+from mailhooks.roles import Authority, Role
 from mailhooks.service import Service
+from mailhooks.settings import Settings
 from tests.utils import DaemonProcess, Receiver, unix_exchange
 
 
@@ -53,10 +55,13 @@ async def test_a_webhook_id_with_a_slash_reaches_the_test_route(
 
 
 def test_routes() -> None:
-    assert server.route("POST", "/events") is server.post_events
-    assert server.route("HEAD", "/status") is server.status
+    assert server.route("POST", "/events") == (server.post_events, Role.SEND)
+    assert server.route("HEAD", "/status") == (server.status, Role.ADMIN)
+    assert server.route("GET", "/metrics") == (server.metrics, Role.ANYONE)
     found = server.route("POST", "/webhooks/a/b/test")
-    assert isinstance(found, functools.partial) and found.keywords == {"webhook_id": "a/b"}
+    assert found is not None and found[1] is Role.ADMIN
+    handler = found[0]
+    assert isinstance(handler, functools.partial) and handler.keywords == {"webhook_id": "a/b"}
     for method, path in [("GET", "/webhooks/a/test"), ("POST", "/webhooks//test"),
                          ("POST", "/webhooks/a/test/x"), ("GET", "/events/")]:
         assert server.route(method, path) is None, (method, path)
@@ -69,8 +74,8 @@ async def failing_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     async def broken(_service: Service, _request: web.BaseRequest) -> web.Response:
         raise RuntimeError("a bug")
 
-    monkeypatch.setitem(server._ROUTES, ("GET", "/broken"), broken)
-    runner = web.ServerRunner(web.Server(server.Api(cast(Service, None))))
+    monkeypatch.setitem(server._ROUTES, ("GET", "/broken"), (broken, Role.ANYONE))
+    runner = web.ServerRunner(web.Server(server.Api(cast(Service, None), Authority(Settings()))))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -98,7 +98,9 @@ async def test_tcp_listens_only_where_configured(daemon: DaemonProcess) -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    daemon.config["http"] = f"127.0.0.1:{port}"
+    daemon.config["http"] = {"listen": f"127.0.0.1:{port}",
+                             "tokens": {"send": ["${env:MTA_TOKEN}"]}}
+    daemon.env["MTA_TOKEN"] = "t" * 32
     await daemon.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -343,7 +343,7 @@ def test_config_errors_have_file_line_and_column(tmp_path: Path) -> None:
     assert [str(problem) for problem in raised.value.problems] == [
         f"{config}:3:17: limits.max_webhooks: 0 is less than the minimum of 1",
         f"{config}:4:3: limits.max_hooks: unknown key; allowed here: max_batch_events, "
-        "max_body_bytes, max_file_bytes, max_webhooks",
+        "max_body_bytes, max_connections, max_file_bytes, max_webhooks",
         f'{config}:5:15: log.format: "xml" is not one of json, console',
     ]
 

@@ -16,8 +16,13 @@ def call(
     socket: Path, method: str, path: str, *, body: bytes | None = None,
     content_type: str = "application/json", timeout: float = 60.0,
 ) -> tuple[int, Any]:
-    """One request to the daemon; (status, JSON answer). Unreachable → CommandError."""
-    return asyncio.run(_call(socket, method, path, body, content_type, timeout))
+    """One request to the daemon; (status, JSON answer). Unreachable, or a role this user
+    lacks (SPEC §4a) → CommandError, with what to do."""
+    status, answer = asyncio.run(_call(socket, method, path, body, content_type, timeout))
+    if status in (401, 403):
+        reason = answer.get("error") if isinstance(answer, dict) else None
+        raise CommandError(f"the daemon refused: {reason or status}")
+    return status, answer
 
 
 async def _call(

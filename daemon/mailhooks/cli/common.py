@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Final, NoReturn
 
 from mailhooks.config_file import ConfigError, load_settings
 from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
+from mailhooks.text import visible
 
 USAGE: Final = 2
 
@@ -33,6 +35,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def say(text: str = "", *, err: bool = False) -> None:
+    """Print a line for a person: what came from an event, a file or a receiver has its
+    control characters escaped, so it cannot forge lines or recolour the terminal."""
+    print(visible(text), file=sys.stderr if err else sys.stdout)
 
 
 def shared(parser: argparse.ArgumentParser, *, directory: bool = False, socket: bool = False) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
+from mailhooks.cli.common import CommandError, say, settings_of, shared, socket_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,10 +51,10 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         error = f"  {row['last_error']}" if row["last_error"] else ""
         http = row["last_status"] if row["last_status"] is not None else "-"
-        print(f"{row['id']:>8}  {row['state']:<9} {row['webhook_id']}  {row['event']} "
+        say(f"{row['id']:>8}  {row['state']:<9} {row['webhook_id']}  {row['event']} "
               f"{row['event_id']}  attempts={row['attempts']} status={http} "
               f"updated={_when(row['updated_at'])}{error}")
-    print(f"{len(rows)} deliveries")
+    say(f"{len(rows)} deliveries")
     return 0
 
 
@@ -67,5 +67,5 @@ def run_replay(args: argparse.Namespace) -> int:
                           body=json.dumps(body).encode())
     if status != 200:
         raise CommandError(f"the daemon answered {status}: {answer}")
-    print(f"re-queued {answer['replayed']} failed deliveries")
+    say(f"re-queued {answer['replayed']} failed deliveries")
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mailhooks.cli.common import CommandError, directory_of, settings_of, shared
+from mailhooks.cli.common import CommandError, directory_of, say, settings_of, shared
 from mailhooks.events import Event
 from mailhooks.match import Matcher
 from mailhooks.webhooks.load import load_webhooks
@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for verdict in verdicts:
         outcome = "matched" if verdict.matched else f"not matched: {verdict.reason}"
-        print(f"{verdict.webhook_id} ({verdict.name}): {outcome}")
+        say(f"{verdict.webhook_id} ({verdict.name}): {outcome}")
     matched = sum(verdict.matched for verdict in verdicts)
-    print(f"{matched} of {len(verdicts)} webhooks matched")
+    say(f"{matched} of {len(verdicts)} webhooks matched")
     for problem in result.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+        say(f"warning: {problem}", err=True)
     return 0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailhooks.cli.common import directory_of, settings_of, shared
+from mailhooks.cli.common import directory_of, say, settings_of, shared
 from mailhooks.webhooks.load import LoadedWebhook, load_directory
 
 
@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0
     for line in _table(listed):
-        print(line)
-    print(usage)
+        say(line)
+    say(usage)
     if result.problems:
-        print(f"({len(result.problems)} error(s) not listed: run mailhooks validate)")
+        say(f"({len(result.problems)} error(s) not listed: run mailhooks validate)")
     return 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
+from mailhooks.cli.common import CommandError, say, settings_of, shared, socket_of
 from mailhooks.reasons import os_reason
 
 
@@ -31,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
     status, answer = call(socket_of(args, settings), "POST", "/events", body=body,
                           content_type=content_type)
     if status == 202:
-        print(f"accepted {answer['accepted']} event(s)"
+        say(f"accepted {answer['accepted']} event(s)"
               + (f", {answer['duplicates']} already known" if answer.get("duplicates") else ""))
         return 0
     message = answer.get("error", answer) if isinstance(answer, dict) else answer
-    print(f"mailhooks send: refused ({status}): {message}", file=sys.stderr)
+    say(f"mailhooks send: refused ({status}): {message}", err=True)
     for detail in answer.get("details", []) if isinstance(answer, dict) else []:
         field = f" {detail['field']}:" if detail.get("field") else ""
-        print(f"  event {detail['index']}:{field} {detail['message']}", file=sys.stderr)
+        say(f"  event {detail['index']}:{field} {detail['message']}", err=True)
     return 1

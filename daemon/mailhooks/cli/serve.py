@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     try:
         settings = settings.with_overrides({
-            "webhooks_dir": args.webhooks, "socket": args.socket, "http": args.http,
+            "webhooks_dir": args.webhooks, "socket": args.socket,
+            "http": {**(settings.http.model_dump() if settings.http else {}), "listen": args.http}
+            if args.http else None,
             "state_dir": args.state_dir,
             "log": {**settings.log.model_dump(), "format": args.log_format}
             if args.log_format else None,

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from mailhooks.cli.client import call
-from mailhooks.cli.common import CommandError, settings_of, shared, socket_of
+from mailhooks.cli.common import CommandError, say, settings_of, shared, socket_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,20 +26,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config, queue = report["config"], report["queue"]
     state = "ok" if config["ok"] else f"{len(config['errors'])} error(s)"
-    print(f"config:   {config['webhooks']} of {config['limit']} webhooks loaded, {state}")
+    say(f"config:   {config['webhooks']} of {config['limit']} webhooks loaded, {state}")
     for error in config["errors"]:
-        print(f"          {error}")
+        say(f"          {error}")
     oldest = queue["oldest_pending_seconds"]
-    print(f"queue:    {queue['pending']} pending"
+    say(f"queue:    {queue['pending']} pending"
           + (f" (oldest {oldest:.0f}s)" if oldest is not None else "")
           + f", {queue['in_flight']} in flight, {queue['failed']} failed,"
           f" spool {queue['spool_bytes'] / 1048576:.1f} MiB")
     if report["failing"]:
-        print("failing:")
+        say("failing:")
         for row in report["failing"]:
             breaker = "circuit open" if row["circuit_open"] else "retrying"
-            print(f"          {row['webhook']}: {row['consecutive_failures']} consecutive "
+            say(f"          {row['webhook']}: {row['consecutive_failures']} consecutive "
                   f"failure(s), {row['pending']} pending, {breaker}")
     else:
-        print("failing:  none")
+        say("failing:  none")
+    say(f"secrets:  {report.get('secrets', 'not scoped')}")
     return 0

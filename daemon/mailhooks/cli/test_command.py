@@ -68,7 +68,7 @@ async def _from_files(args: argparse.Namespace, settings: Settings) -> dict[str,
         raise CommandError(reason)
     context = ChannelContext(settings)
     try:
-        live = build_one(loaded, settings, context, SecretSources.from_process())
+        live = build_one(loaded, settings, context, SecretSources.from_process(settings.secrets.dirs))
         return await send_sample(live, args.event)
     except (SecretError, ValueError) as error:
         raise CommandError(f"{args.id}: {error}") from None

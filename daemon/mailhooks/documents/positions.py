@@ -45,6 +45,15 @@ class SchemaProblem:
     at_key: bool = False
 
 
+def find_text(content: str, needle: str) -> Position:
+    """Where `needle` first appears in `content` (the start of the file if nowhere)."""
+    offset = content.find(needle) if needle else -1
+    if offset < 0:
+        return START
+    line_start = content.rfind("\n", 0, offset) + 1
+    return Position(content.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+
 def dotted(path: Sequence[PathPart]) -> str:
     """`channel.headers.X-Key`, `events[2]`: a path as a person reads it."""
     text = ""

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from mailhooks.events import Event
+from mailhooks.sources.fields import MAX_DETAIL, compact, one_line
+
+# The kind of a Skipped for an event a source built that SPEC §4 refuses.
+INVALID: Final = "invalid-event"
 
 
 @dataclass(frozen=True)
@@ -27,3 +35,47 @@ class Parsed:
     def extend(self, other: Parsed) -> None:
         self.events.extend(other.events)
         self.skipped.extend(other.skipped)
+
+    def add(self, outcome: dict[str, Any] | Skipped) -> Parsed:
+        """One event, or why there is none; the Parsed itself, to chain."""
+        if isinstance(outcome, Skipped):
+            self.skipped.append(outcome)
+        else:
+            self.events.append(outcome)
+        return self
+
+
+def skip(kind: str, detail: str) -> Parsed:
+    """Nothing but one Skipped, its detail cut to one short line."""
+    return Parsed(skipped=[Skipped(kind, one_line(detail, MAX_DETAIL))])
+
+
+def _refusal(error: ValidationError, event: object) -> Skipped:
+    """Why Event refused an event: its name and the first field, never the whole event."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    return Skipped(INVALID, one_line(f"{event}: {where}: {first['msg']}", MAX_DETAIL))
+
+
+def checked(fields: dict[str, Any]) -> dict[str, Any] | Skipped:
+    """The event without the fields it lacks, if `mailhooks.events.Event` takes it; else
+    why not: a source never hands on an event the daemon would refuse."""
+    fields = compact(fields)
+    try:
+        Event.model_validate(fields)
+    except ValidationError as error:
+        return _refusal(error, fields.get("event"))
+    return fields
+
+
+def validated(parsed: Parsed) -> tuple[list[Event], list[Skipped]]:
+    """The parsed events as `Event`s; one a source made that SPEC §4 refuses (it should
+    not happen) is skipped as `invalid-event`, naming the first field."""
+    events: list[Event] = []
+    skipped = list(parsed.skipped)
+    for data in parsed.events:
+        try:
+            events.append(Event.model_validate(data))
+        except ValidationError as error:
+            skipped.append(_refusal(error, data.get("event")))
+    return events, skipped

@@ -5,6 +5,7 @@ Run on the spool's threads, never on the event loop.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Final
@@ -78,6 +79,15 @@ def open_writer(path: Path) -> sqlite3.Connection:
     """The writer's connection, the schema created or checked."""
     check_sqlite()
     existed = path.exists() and path.stat().st_size > 0
+    if not path.exists():
+        # 0600 from the start (SQLite gives its -wal and -shm files the same mode): the
+        # spool holds recipients' addresses.
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise SpoolError(f"spool {path} cannot be created: {error.strerror}") from None
     try:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         version = connection.execute("PRAGMA user_version").fetchone()[0]
