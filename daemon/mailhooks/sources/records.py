@@ -45,9 +45,14 @@ class Parsed:
         return self
 
 
+def skipped(kind: str, detail: str) -> Skipped:
+    """A Skipped, its detail cut to one short line."""
+    return Skipped(kind, one_line(detail, MAX_DETAIL))
+
+
 def skip(kind: str, detail: str) -> Parsed:
-    """Nothing but one Skipped, its detail cut to one short line."""
-    return Parsed(skipped=[Skipped(kind, one_line(detail, MAX_DETAIL))])
+    """Nothing but one Skipped."""
+    return Parsed(skipped=[skipped(kind, detail)])
 
 
 def _refusal(error: ValidationError, event: object) -> Skipped:

@@ -1,0 +1,273 @@
+"""KumoMTA log records → events: one case per fixture file, determinism, hostile input.
+
+A fixture is a body as KumoMTA's log hook POSTs it, `NAME.json` (or `NAME.txt` when it is no
+JSON at all), beside `NAME.expected.json`: `{"events": [...], "skipped": [kinds]}`, or
+`{"error": "start of the ValueError's message"}`. A new case is a new pair of files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailhooks.events import Event
+from mailhooks.sources import kumomta
+from mailhooks.sources.records import Parsed
+
+FIXTURES = Path(__file__).parent / "fixtures" / "kumomta"
+EXPECTED_SUFFIX = ".expected.json"
+CASES = sorted(path for path in FIXTURES.iterdir() if not path.name.endswith(EXPECTED_SUFFIX))
+ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+PROPERTY_SETTINGS = settings(
+    database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def expected_path(case: Path) -> Path:
+    return case.with_name(case.name.rsplit(".", 1)[0] + EXPECTED_SUFFIX)
+
+
+def assert_well_formed(parsed: Parsed) -> None:
+    """Every event validates as SPEC §4's Event; every Skipped is short and one line."""
+    for event in parsed.events:
+        Event.model_validate(event)
+    for skipped in parsed.skipped:
+        assert skipped.kind and ONE_LINE.fullmatch(skipped.kind) and len(skipped.kind) <= 60
+        assert ONE_LINE.fullmatch(skipped.detail) and len(skipped.detail) <= 300
+
+
+ENHANCED_200 = {"class": 2, "subject": 0, "detail": 0}
+
+
+def base_record(**changes: Any) -> dict[str, Any]:
+    """A Delivery record as docs/reference/log_record.md shows one."""
+    record: dict[str, Any] = json.loads((FIXTURES / "delivery.json").read_text("utf-8"))
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda path: path.name)
+def test_fixture(case: Path) -> None:
+    expected = json.loads(expected_path(case).read_text("utf-8"))
+    if "error" in expected:
+        with pytest.raises(ValueError) as raised:
+            kumomta.parse_body(case.read_bytes())
+        assert str(raised.value).startswith(expected["error"])
+        assert ONE_LINE.fullmatch(str(raised.value))
+        return
+    parsed = kumomta.parse_body(case.read_bytes())
+    assert parsed.events == expected["events"]
+    assert [skipped.kind for skipped in parsed.skipped] == expected["skipped"]
+    assert_well_formed(parsed)
+
+
+def test_every_fixture_has_its_expectation_and_no_expectation_is_orphaned() -> None:
+    assert CASES
+    expectations = {path for path in FIXTURES.iterdir() if path.name.endswith(EXPECTED_SUFFIX)}
+    assert {expected_path(case) for case in CASES} == expectations
+
+
+def test_parsing_twice_gives_the_same_event_ids() -> None:
+    for case in CASES:
+        try:
+            first, second = kumomta.parse_body(case.read_bytes()), kumomta.parse_body(case.read_bytes())
+        except ValueError:
+            continue
+        assert [event["event_id"] for event in first.events] == [event["event_id"] for event in second.events]
+
+
+def test_no_two_fixture_records_share_an_event_id() -> None:
+    ids: list[str] = []
+    for case in CASES:
+        try:
+            ids.extend(event["event_id"] for event in kumomta.parse_body(case.read_bytes()).events)
+        except ValueError:
+            continue
+    assert len(ids) == len(set(ids)) > 20
+
+
+def test_a_record_has_the_same_id_alone_or_in_a_batch() -> None:
+    record = base_record()
+    alone = kumomta.parse_records(record).events
+    batched = kumomta.parse_records([base_record(id="another"), record]).events
+    assert alone[0]["event_id"] == batched[1]["event_id"] != batched[0]["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("type", "TransientFailure"),
+        ("id", "2d98076abbbc11ed940250ebf67f93bd"),
+        ("recipient", "bob@example.org"),
+        ("timestamp", 1717430401),
+        ("num_attempts", 1),
+        ("response", {"code": 251, "enhanced_code": ENHANCED_200, "content": "OK"}),
+        ("response", {"code": 250, "enhanced_code": {**ENHANCED_200, "detail": 5}, "content": "OK"}),
+        ("response", {"code": 250, "enhanced_code": ENHANCED_200, "content": "Ok"}),
+        ("session_id", "00000000-0000-0000-0000-000000000000"),
+    ],
+)
+def test_records_differing_in_an_identifying_field_get_different_ids(field: str, value: Any) -> None:
+    original = kumomta.parse_records(base_record()).events[0]["event_id"]
+    changed = kumomta.parse_records(base_record(**{field: value})).events[0]["event_id"]
+    assert changed != original
+
+
+def test_fields_that_do_not_identify_a_record_leave_its_id_alone() -> None:
+    """The hook's `headers` and `meta` lists may change between deployments; the same record
+    logged again must still be recognised as already spooled."""
+    original = kumomta.parse_records(base_record()).events[0]["event_id"]
+    again = kumomta.parse_records(base_record(headers={}, meta={"x": 1})).events[0]["event_id"]
+    assert again == original
+
+
+@pytest.mark.parametrize(
+    ("classification", "response_class", "bounce_type"),
+    [
+        ("InvalidRecipient", 5, "hard"),
+        ("BadDomain", 5, "hard"),
+        ("InactiveMailbox", 5, "hard"),
+        ("MessageExpired", 4, "expired"),
+        ("SpamBlock", 5, "soft"),
+        ("PolicyRelated", 5, "soft"),
+        ("QuotaIssues", 5, "soft"),
+        ("Uncategorized", 5, "hard"),
+        ("Uncategorized", 4, "soft"),
+        ("SomeUserDefinedClass", 4, "soft"),
+        (None, 5, "hard"),
+    ],
+)
+def test_bounce_type_table(classification: str | None, response_class: int, bounce_type: str) -> None:
+    response = {"code": response_class * 100 + 50,
+                "enhanced_code": {"class": response_class, "subject": 0, "detail": 0}, "content": "x"}
+    record = base_record(type="Bounce", bounce_classification=classification, response=response)
+    [event] = kumomta.parse_records(record).events
+    assert event["bounce_type"] == bounce_type
+    assert event["metadata"].get("bounce_classification") == classification
+
+
+def test_huge_strings_are_cut_or_dropped_never_passed_on() -> None:
+    huge = "x" * 1_000_000
+    record = base_record(
+        response={"code": 550, "enhanced_code": {"class": 5, "subject": 1, "detail": 1}, "content": huge},
+        queue=f"{huge}:{huge}@example.org", nodeid=huge, site=huge,
+        headers={"Message-ID": huge, huge: "value"}, meta={f"k{index}": index for index in range(500)},
+        source_address={"address": huge},
+    )
+    [event] = kumomta.parse_records(record).events
+    Event.model_validate(event)
+    assert len(event["diagnostic"]) == 2000
+    assert event["message_id"] == record["id"]  # a cut Message-ID would name another message
+    for field in ("campaign_id", "bridge", "sending_node", "dedicated_ip"):
+        assert field not in event
+    assert len(event["metadata"]) == 50
+    assert len(event["metadata"]["site"]) == 1000
+
+
+def test_a_huge_recipient_or_id_skips_the_record() -> None:
+    parsed = kumomta.parse_records([
+        base_record(recipient="a" * 1_000_000 + "@example.org"),
+        base_record(id="i" * 1_000_000, headers={}),
+    ])
+    assert not parsed.events
+    assert [skipped.kind for skipped in parsed.skipped] == ["no-recipient", "malformed"]
+    assert_well_formed(parsed)
+
+
+def test_deeply_nested_json_is_refused_as_a_body_and_skipped_as_a_value() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        kumomta.parse_body(b"[" * 100_000 + b"]" * 100_000)
+    nested: Any = base_record()
+    for _ in range(100_000):
+        nested = [nested]
+    parsed = kumomta.parse_records([nested])
+    assert not parsed.events and [skipped.kind for skipped in parsed.skipped] == ["malformed"]
+    deep_field: Any = {}
+    for _ in range(100_000):
+        deep_field = {"enhanced_code": deep_field, "content": deep_field}
+    parsed = kumomta.parse_records(base_record(response=deep_field, meta=deep_field, headers=deep_field))
+    assert len(parsed.events) == 1
+    assert_well_formed(parsed)
+
+
+def test_an_array_of_records_keeps_their_order_and_reports_each_failure() -> None:
+    parsed = kumomta.parse_records([
+        base_record(recipient="one@example.org"), "garbage", base_record(type="Delay"),
+        base_record(recipient="two@example.org"),
+    ])
+    assert [event["email"] for event in parsed.events] == ["one@example.org", "two@example.org"]
+    assert [skipped.kind for skipped in parsed.skipped] == ["malformed", "type:Delay"]
+
+
+def test_the_input_is_not_modified() -> None:
+    records = [base_record(recipient=["a@example.org", "b@example.org"]), base_record(type="Feedback")]
+    before = copy.deepcopy(records)
+    kumomta.parse_records(records)
+    assert records == before
+
+
+# Hypothesis: nothing a client can POST makes the parser raise or produce an invalid event.
+
+JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+    | st.sampled_from(["a@b.example", "<c@d.example>", "x:y@z.example", "10.0.0.1:25", "[2001:db8::1]:25",
+                       "Delivery", "Bounce", "\x00", "\r\n", "\ud800"])
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+RESPONSES = st.fixed_dictionaries({}, optional={
+    "code": st.integers(-1000, 1000) | JSON_VALUES,
+    "enhanced_code": st.fixed_dictionaries({}, optional={
+        name: st.integers(-5, 1200) | JSON_VALUES for name in ("class", "subject", "detail")
+    }) | JSON_VALUES,
+    "content": st.text() | JSON_VALUES,
+    "command": JSON_VALUES,
+})
+RECORD_FIELDS = (
+    "id", "sender", "recipient", "queue", "site", "size", "peer_address", "timestamp", "created",
+    "num_attempts", "bounce_classification", "egress_pool", "egress_source", "source_address",
+    "feedback_report", "meta", "headers", "delivery_protocol", "reception_protocol", "nodeid",
+    "tls_cipher", "tls_protocol_version", "provider_name", "session_id",
+)
+RECORDS = st.fixed_dictionaries(
+    {"type": st.sampled_from([*kumomta.EVENT_OF_TYPE, "Delay", "AdminRebind"]) | JSON_VALUES},
+    optional={"response": RESPONSES, **{field: JSON_VALUES for field in RECORD_FIELDS}},
+)
+
+
+@PROPERTY_SETTINGS
+@given(JSON_VALUES)
+def test_any_json_value_is_parsed_without_raising(value: Any) -> None:
+    assert_well_formed(kumomta.parse_records(value))
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(RECORDS, max_size=4) | RECORDS)
+def test_any_record_shaped_value_gives_valid_events_or_skips(data: Any) -> None:
+    parsed = kumomta.parse_records(data)
+    assert_well_formed(parsed)
+    again = kumomta.parse_records(data)
+    assert [event["event_id"] for event in parsed.events] == [event["event_id"] for event in again.events]
+
+
+@PROPERTY_SETTINGS
+@given(st.binary(max_size=200) | JSON_VALUES.map(lambda value: json.dumps(value).encode()))
+def test_any_body_parses_or_raises_value_error(body: bytes) -> None:
+    try:
+        parsed = kumomta.parse_body(body)
+    except ValueError as error:
+        assert ONE_LINE.fullmatch(str(error))
+    else:
+        assert_well_formed(parsed)
