@@ -22,6 +22,10 @@ from mailhooks.app import App
 from mailhooks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# MAILHOOKS_BASELINE=/path/to/another/checkout/daemon runs the daemon and CLI
+# subprocesses of the tests from that code: a new test shown to fail on the code before.
+BASELINE = os.environ.get("MAILHOOKS_BASELINE")
+_SUBPROCESS_ENV = {"PYTHONPATH": BASELINE} if BASELINE else {}
 # egress.allow for receivers on this host: loopback is denied otherwise (SPEC §5).
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
@@ -233,7 +237,9 @@ class DaemonProcess:
             "log": {"format": "json", "level": "debug"}, "shutdown_grace": 2,
             **(config or {}),
         }
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **_SUBPROCESS_ENV, **(env or {})}
+        # A command the daemon runs under (`unshare -m sh -c ...`), when a test needs one.
+        self.wrap: list[str] = []
         self.process: asyncio.subprocess.Process | None = None
 
     def write_config(self) -> None:
@@ -261,7 +267,7 @@ class DaemonProcess:
         self.write_config()
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mailhooks", "serve", "--config", str(self.config_path),
+            *self.wrap, sys.executable, "-m", "mailhooks", "serve", "--config", str(self.config_path),
             stdout=log, stderr=log, env=self.env, cwd=self.root,
         )
         log.close()
@@ -358,7 +364,7 @@ async def run_cli(*args: str, stdin: bytes | None = None,
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailhooks", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, **_SUBPROCESS_ENV, **(env or {})},
     )
     out, err = await asyncio.wait_for(process.communicate(stdin), 60)
     assert process.returncode is not None

@@ -1,0 +1,70 @@
+"""No client can take the daemon's descriptors (SPEC §4a).
+
+Before: 20 connections that sent half their headers were all still open after 100 s
+(aiohttp keeps an idle connection an hour by default), there was no cap on connections,
+and the unit set no LimitNOFILE: running out of descriptors would stop the socket, the
+spool and the deliveries with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from mailhooks.connections import HEAD_TIMEOUT
+from tests.utils import REPO, DaemonProcess, event, unix_request, wait_until
+
+HALF_OPEN = 500
+CAP = 128
+
+
+def _open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def _half_open(socket_path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    writer.write(b"POST /events HTTP/1.1\r\nHost: mailhooks\r\nContent-Ty")  # and then nothing
+    await writer.drain()
+    return reader, writer
+
+
+async def test_half_open_connections_neither_lock_out_clients_nor_stay(daemon: DaemonProcess) -> None:
+    daemon.config["limits"] = {"max_connections": CAP}
+    await daemon.start()
+    assert daemon.process is not None
+    before = _open_descriptors(daemon.process.pid)
+    slow = [await _half_open(daemon.socket) for _ in range(HALF_OPEN)]
+    try:
+        # A normal client keeps getting its events in while they hang there.
+        for number in range(20):
+            status, answer = await unix_request(daemon.socket, "POST", "/events", event(number))
+            assert status == 202, answer
+        assert _open_descriptors(daemon.process.pid) <= before + CAP + 8
+
+        async def all_closed() -> bool:
+            for reader, _ in slow:
+                if not reader.at_eof():
+                    try:
+                        async with asyncio.timeout(0.01):
+                            await reader.read()
+                    except TimeoutError:
+                        return False
+            return True
+
+        # Closed by the cap as newer ones came, or by the head deadline.
+        await wait_until(all_closed, HEAD_TIMEOUT + 10, "every half-open connection closed")
+    finally:
+        for _, writer in slow:
+            writer.close()
+    logs = daemon.logs_text()
+    assert '"connections_at_limit"' in logs  # the oldest idle made room for newer ones
+    assert '"connection_closed"' in logs  # and the rest met their head deadline
+    _, metrics = await daemon.request("GET", "/metrics")
+    assert "mailhooks_events_received_total" in metrics
+
+
+def test_the_unit_raises_the_descriptor_limit() -> None:
+    unit = (REPO / "systemd" / "mailhooks.service").read_text()
+    assert "\nLimitNOFILE=65536\n" in unit
