@@ -82,11 +82,13 @@ def test_every_object_schema_is_closed(filename: str) -> None:
     ]
     assert objects
     # `metadata` of an event is an open map of scalars by design (SPEC §4): it is closed to
-    # non-scalars by its additionalProperties schema instead.
+    # non-scalars by its additionalProperties schema instead. Slack's `blocks` are Block Kit
+    # JSON, which Slack itself checks: open by design too.
     open_ones = [
         where for where, node in objects
         if node.get("additionalProperties") is not False
         and not (where.endswith("/metadata") and isinstance(node.get("additionalProperties"), dict))
+        and where != "#/$defs/SlackChannel/properties/blocks/items"
     ]
     assert open_ones == []
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from pydantic import ValidationInfo, ValidatorFunctionWrapHandler
 
-from mailhooks.channels import pushover, web
+from mailhooks.channels import discord, pushover, slack, teams, telegram, web
 from mailhooks.channels.base import ChannelKind, Sender, WebhookRef
 from mailhooks.channels.config import ChannelConfig
 from mailhooks.channels.context import ChannelContext
@@ -22,6 +22,10 @@ _KINDS: Final[dict[str, ChannelKind]] = {
     for kind in (
         web.KIND,
         pushover.KIND,
+        slack.KIND,
+        teams.KIND,
+        discord.KIND,
+        telegram.KIND,
     )
 }
 # Called when the set of kinds changes, so what was derived from it (the webhook model's

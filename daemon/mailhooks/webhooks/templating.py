@@ -18,6 +18,7 @@ from mailhooks.templates import (
     check,
     compile_payload,
     compile_template,
+    sample_context,
 )
 from mailhooks.webhooks.models import Webhook
 
@@ -32,8 +33,22 @@ def template_problems(document: Document, raw: str, webhook: Webhook,
         except TemplateError as refused:
             yield Position(refused.line, refused.column), refused.message
             continue
-        for error in check(compiled, selected):
+        errors = check(compiled, selected)
+        for error in errors:
             yield Position(error.line, error.column), error.message
+        if not errors and field.max_chars is not None and isinstance(compiled, Template):
+            yield from _over_limit(compiled, selected, field.max_chars)
+
+
+def _over_limit(template: Template, selected: list[EventName], limit: int) -> Iterator[tuple[Position, str]]:
+    """The first sample whose text is over the service's limit: it would be cut when sent."""
+    for name in selected:
+        length = len(template.render(sample_context(name)))
+        if length > limit:
+            yield (Position(template.where.line, template.where.column),
+                   f"the text of a sample {name!r} event is {length} characters, over the {limit} "
+                   "the service takes; it would be cut when sent")
+            return
 
 
 def compile_field(field: TemplateField, document: Document | None, raw: str,
