@@ -23,12 +23,13 @@ from yarl import URL
 
 from mailhooks import log
 from mailhooks.channels.base import ChannelKind, Message, Outcome, WebhookRef
-from mailhooks.channels.config import ChannelConfig, SecretRef, origin
+from mailhooks.channels.config import ChannelConfig, SecretRef, TemplateField, origin
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer, HttpSender, Request, parse_retry_after, status_text
 from mailhooks.events import CLICK_EVENTS
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
+from mailhooks.templates import Template, TemplateError, Where, compile_template, event_variables
 from mailhooks.text import one_line
 
 _log = log.get(__name__)
@@ -38,6 +39,7 @@ MAX_TITLE_LENGTH: Final = 250  # https://pushover.net/api#messages
 MAX_MESSAGE_LENGTH: Final = 1024  # https://pushover.net/api#messages
 MAX_URL_LENGTH: Final = 512  # https://pushover.net/api#urls
 MAX_URL_TITLE_LENGTH: Final = 100  # https://pushover.net/api#urls
+MAX_TEMPLATE_CHARS: Final = 10_000
 
 MESSAGES_PATH: Final = "/1/messages.json"
 # "never sooner than 5 seconds" (SPEC §5; https://pushover.net/api#friendly).
@@ -98,9 +100,26 @@ class PushoverChannel(ChannelConfig):
         default=None, max_length=25, pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$",
         description="Only these devices (comma-separated); all of the user's when absent.",
     )
+    title: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEMPLATE_CHARS,
+        description="Template of the title (plain text); 'Bounced (hard): recipient@example.com' "
+        "when absent.",
+    )
+    message: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEMPLATE_CHARS,
+        description="Template of the message (plain text); the campaign, domain and node when absent.",
+    )
 
     def secret_texts(self) -> list[str]:
         return [self.user_key, self.api_token]
+
+    def templates(self) -> list[TemplateField]:
+        return [
+            TemplateField(("channel", name), source, "text", max_chars=limit)
+            for name, source, limit in (("title", self.title, MAX_TITLE_LENGTH),
+                                        ("message", self.message, MAX_MESSAGE_LENGTH))
+            if source is not None
+        ]
 
     def endpoint(self) -> str:
         return "Pushover"
@@ -198,6 +217,19 @@ class PushoverSender(HttpSender):
         self._user = secrets.text(channel.user_key)
         # The quota, and so a hold, belongs to the application token.
         self.rate_key = "pushover:" + hashlib.sha256(self._token.encode()).hexdigest()[:16]
+        self._title = _compiled(channel.title, webhook)
+        self._message = _compiled(channel.message, webhook)
+
+    def texts(self, event: Mapping[str, Any]) -> tuple[str, str]:
+        """The title and the message: the templates' when set (and not blank), else the
+        usual ones. Raises TemplateError when a template fails."""
+        title, message = "", ""
+        if self._title is not None or self._message is not None:
+            variables = event_variables(event, webhook_id=self.webhook.id, webhook_name=self.webhook.name)
+            title = self._title.render(variables) if self._title is not None else ""
+            message = self._message.render(variables) if self._message is not None else ""
+        return (title if title.strip() else title_of(event),
+                message if message.strip() else message_of(event))
 
     def _limit(self, field: str, text: str, limit: int) -> str:
         if len(text) <= limit:
@@ -210,11 +242,12 @@ class PushoverSender(HttpSender):
 
     def form(self, event: Mapping[str, Any]) -> dict[str, str]:
         """The request's form fields for one event (token and user included)."""
+        title, text = self.texts(event)
         fields = {
             "token": self._token,
             "user": self._user,
-            "title": self._limit("title", title_of(event), MAX_TITLE_LENGTH),
-            "message": self._limit("message", message_of(event), MAX_MESSAGE_LENGTH),
+            "title": self._limit("title", title, MAX_TITLE_LENGTH),
+            "message": self._limit("message", text, MAX_MESSAGE_LENGTH),
         }
         if self._channel.sound:
             fields["sound"] = PUSHOVER_SOUNDS.get(self._channel.sound, self._channel.sound)
@@ -244,7 +277,12 @@ class PushoverSender(HttpSender):
         """Notify about `message.events[0]`: Pushover has no batches, one event a message."""
         if not message.events:
             return Outcome(ok=False, retry=False, error="Pushover: the message has no event")
-        return Request(form=self.form(message.events[0]))
+        try:
+            return Request(form=self.form(message.events[0]))
+        except TemplateError as error:
+            # The same event fails the same way every time: retrying never helps.
+            return Outcome(ok=False, retry=False,
+                           error=one_line(self.scrub(f"Pushover: the template failed: {error}")))
 
     def observe(self, headers: CIMultiDictProxy[str]) -> None:
         value = headers.get("X-Limit-App-Remaining")
@@ -290,6 +328,15 @@ class PushoverSender(HttpSender):
             ok=False, retry=True, status=status, error=error, retry_after=retry_after,
             body_excerpt=shown, duration_ms=duration_ms,
         )
+
+
+def _compiled(source: str | None, webhook: WebhookRef) -> Template | None:
+    if source is None:
+        return None
+    try:
+        return compile_template(source, where=Where(webhook.id), mode="text")
+    except TemplateError as error:  # checked at load; only a bug gets here
+        raise ValueError(f"template: {error}") from None
 
 
 def _json(body: bytes) -> dict[str, Any]:
