@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from mailhooks.channels.base import WebhookRef
+from mailhooks.channels.context import ChannelContext
+from mailhooks.channels.registry import build_sender
+from mailhooks.config_file import load_settings
 from mailhooks.documents.yaml import decode, parse
+from mailhooks.secrets import Resolved, references
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import load_webhooks
 
@@ -90,3 +96,34 @@ def test_every_problem_is_one_line(tmp_path: Path) -> None:
     for problem in result.problems:
         assert "\n" not in str(problem)
         assert "Traceback" not in problem.message
+
+
+def _demo_credentials() -> tuple[str, list[str]]:
+    """scripts/serve's placeholder function and the credentials it makes."""
+    script = (REPO / "scripts" / "serve").read_text(encoding="utf-8")
+    function = re.search(r"^placeholder\(\) \{\n.*?^\}$", script, re.MULTILINE | re.DOTALL)
+    names = re.search(r"for name in (.*?); do", script, re.DOTALL)
+    assert function is not None and names is not None
+    return function[0], names[1].replace("\\\n", " ").split()
+
+
+def test_the_bundled_webhooks_go_live_with_the_shipped_config_and_demo_credentials() -> None:
+    """Every webhooks.d example is valid under systemd/mailhooks.yaml (its grants included),
+    and the daemon builds its sender from the credentials `scripts/serve` makes."""
+    settings = load_settings(REPO / "systemd" / "mailhooks.yaml")
+    result = load_webhooks(REPO / "webhooks.d", settings)
+    assert result.problems == []
+    function, names = _demo_credentials()
+    values = {"${env:CRM_API_KEY}": "demo-api-key"}
+    for loaded in result.webhooks.values():
+        for reference in references(loaded.webhook.channel.secret_texts()):
+            if reference.startswith("${credential:"):
+                name = reference.removeprefix("${credential:").removesuffix("}")
+                assert name in names, f"scripts/serve makes no {name}"
+                made = subprocess.run(["bash", "-c", f'{function}\nplaceholder "$1"', "_", name],
+                                      capture_output=True, text=True, check=True)
+                values[reference] = made.stdout.removesuffix("\n")
+    context = ChannelContext(settings)
+    for identifier, loaded in result.webhooks.items():
+        build_sender(WebhookRef(identifier, loaded.webhook.name), loaded.webhook.channel,
+                     Resolved(values), context)
