@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from mailhooks.addresses import parse_address
@@ -54,6 +55,8 @@ def one_line(value: str, limit: int) -> str:
     """One line of at most `limit` characters: control characters (an embedded CRLF)
     become a space, lone surrogates (stdin decoded with surrogateescape) the replacement
     character. Cut first too, so a huge string costs no more than a short one."""
+    if len(value) <= limit and value.isprintable():  # most values: nothing to clean
+        return value.strip()
     cleaned = CONTROL_RUN.sub(" ", SURROGATE.sub("\ufffd", value[: limit * 4]))
     return cleaned.strip()[:limit].rstrip()
 
@@ -74,6 +77,8 @@ def identifier(value: object, limit: int) -> str | None:
     id would name something else."""
     if not isinstance(value, str) or len(value) > limit * 2:
         return None
+    if len(value) <= limit and value.isprintable() and "  " not in value:  # nothing to fold
+        return value.strip() or None
     cleaned = FOLDING.sub(" ", SURROGATE.sub("\ufffd", value)).strip()
     if not cleaned or len(cleaned) > limit or CONTROL_RUN.search(cleaned):
         return None
@@ -106,7 +111,12 @@ def domain_of(sender: str | None) -> str | None:
 def ip_address(value: object) -> str | None:
     """An IP address as mailhooks' filters compare them: an IPv4-mapped IPv6 address as
     IPv4; None for an unspecified one (0.0.0.0: a proxy that did not say) or no address."""
-    found = text(value, 100)
+    return _ip_address(value) if isinstance(value, str) and len(value) <= 100 else None
+
+
+@lru_cache(maxsize=4096)  # a host sends from a few addresses, over and over
+def _ip_address(value: str) -> str | None:
+    found = one_line(value, 100)
     ip = parse_address(found) if found else None
     if ip is None:
         return None
@@ -159,6 +169,20 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def unix_text(value: object) -> str | None:
+    """Unix seconds as ISO 8601 in UTC (`iso`), or None as `unix_time` says."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _unix_text(value)
+    moment = unix_time(value)
+    return iso(moment) if moment else None
+
+
+@lru_cache(maxsize=1024)  # the records of a batch share their seconds
+def _unix_text(seconds: int) -> str | None:
+    moment = unix_time(seconds)
+    return iso(moment) if moment else None
+
+
 def unix_time(value: object) -> datetime | None:
     """Unix seconds as a time; None when they are no number within years 1970-9999."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LAST_SECOND:
@@ -171,25 +195,38 @@ def unix_time(value: object) -> datetime | None:
 
 def metadata_value(value: object) -> str | int | float | bool | None:
     """A value Event.metadata takes: a bounded scalar, or None."""
+    if isinstance(value, str):
+        return one_line(value, MAX_METADATA_TEXT) or None
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value if -INT64 <= value < INT64 else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    return text(value, MAX_METADATA_TEXT)
+    return None
 
 
-def metadata(items: Iterable[tuple[object, object]]) -> dict[str, Any] | None:
+@lru_cache(maxsize=4096)
+def metadata_key(key: str) -> bool:
+    """Whether `key` may name a metadata value as it is: one short line, not blank."""
+    return bool(key) and one_line(key, MAX_LABEL) == key
+
+
+def metadata(items: Iterable[tuple[str, object]]) -> dict[str, Any] | None:
     """Event.metadata of (key, value) pairs, the first of each key, bounded like it: a key
     that is no short line, or a value that is no scalar, is left out."""
     found: dict[str, Any] = {}
     for key, value in items:
-        if len(found) == MAX_METADATA_ITEMS:
-            break
-        clean_key, clean_value = text(key, MAX_LABEL), metadata_value(value)
-        if clean_key and clean_key == key and clean_value is not None:
-            found.setdefault(clean_key, clean_value)
+        if value is None or key in found or not isinstance(key, str) or not metadata_key(key):
+            continue
+        if type(value) is str and len(value) <= MAX_METADATA_TEXT and value.isprintable():
+            clean: object = value.strip() or None  # most values: nothing to clean
+        else:
+            clean = metadata_value(value)
+        if clean is not None:
+            found[key] = clean
+            if len(found) == MAX_METADATA_ITEMS:
+                break
     return found or None
 
 

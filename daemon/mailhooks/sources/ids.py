@@ -16,8 +16,7 @@ def derive_event_id(source: str, *parts: object) -> str:
     """`source:` and 128 bits of SHA-256 over the parts that identify one event of a
     record (the record's own id, the recipient, the kind of event…): within SPEC §4's
     `event_id` alphabet and length."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(str(part).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")  # a separator no part can fake by its own text
-    return f"{source}:{digest.hexdigest()[:ID_DIGEST_CHARS]}"
+    # Each part followed by a separator no part can fake by its own text.
+    text = "".join(f"{part}\x1f" for part in parts)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{source}:{digest[:ID_DIGEST_CHARS]}"

@@ -171,10 +171,9 @@ def _common_fields(record: dict[str, Any], kind: str, event: str) -> dict[str, A
     classification = None
     if event in ("bounced", "delayed", "rejected"):
         classification = f.text(record.get("bounce_classification"), f.MAX_METADATA_TEXT)
-    moment = f.unix_time(record.get("timestamp"))
     fields: dict[str, Any] = {
         # None when it is no time: mailhooks then uses the receive time.
-        "timestamp": f.iso(moment) if moment else None,
+        "timestamp": f.unix_text(record.get("timestamp")),
         "sending_domain": _sending_domain(record, kind),
         "sending_node": f.identifier(record.get("nodeid"), MAX_NAME),
         "dedicated_ip": _source_ip(record.get("source_address")),
@@ -277,7 +276,7 @@ def _metadata(record: dict[str, Any], classification: str | None) -> dict[str, A
     peer = _object(record.get("peer_address"))
     source = _object(record.get("source_address"))
     report = _object(record.get("feedback_report"))
-    items: list[tuple[object, object]] = [(name, record.get(name)) for name in METADATA_FIELDS]
+    items: list[tuple[str, object]] = [(name, record.get(name)) for name in METADATA_FIELDS]
     items += [
         ("bounce_classification", classification), ("source_address.protocol", source.get("protocol")),
         ("peer_address.name", peer.get("name")), ("peer_address.addr", peer.get("addr")),

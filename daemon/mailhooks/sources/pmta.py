@@ -274,8 +274,7 @@ def _timestamp(value: str | None) -> str | None:
     if not text or len(text) > 40:
         return None
     if text.isdigit():
-        moment = f.unix_time(int(text))
-        return f.iso(moment) if moment else None
+        return f.unix_text(int(text))
     try:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
