@@ -17,11 +17,10 @@ from pydantic import ValidationError
 
 from mailhooks.cli.common import CommandError, directory_of, say, settings_of, shared
 from mailhooks.events import Event
-from mailhooks.ingest.files import SOURCES, parse_file
+from mailhooks.ingest import SOURCES
 from mailhooks.match import Matcher
 from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
-from mailhooks.sources.records import validated
 from mailhooks.webhooks.load import load_webhooks
 
 
@@ -92,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_records(args: argparse.Namespace, settings: Settings) -> int:
     """`--from SOURCE`: every event of the file's records, explained; what was skipped."""
+    from mailhooks.ingest.files import parse_file  # the sources, only when asked for
+    from mailhooks.sources.records import validated
+
     events, skipped = validated(parse_file(args.source, read_bytes(args.event)))
     result = load_webhooks(directory_of(args, settings), settings)
     matcher = Matcher({key: loaded.webhook for key, loaded in result.webhooks.items()})

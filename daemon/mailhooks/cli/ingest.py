@@ -9,14 +9,12 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailhooks.cli.common import USAGE, CommandError, say, settings_of, shared, socket_of
-from mailhooks.ingest import streams
-from mailhooks.ingest.checkpoint import CheckpointError
-from mailhooks.ingest.follow import FollowError
-from mailhooks.ingest.journal import JournalError
-from mailhooks.ingest.postfix import Options, postfix
-from mailhooks.ingest.streams import EX_TEMPFAIL, Run
+
+if TYPE_CHECKING:
+    from mailhooks.ingest.streams import Run
 
 HELP = {
     "kumomta": "KumoMTA log records on stdin (a log file, one JSON record a line), to /sources/kumomta",
@@ -51,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every other command starts without them.
+    from mailhooks.ingest import streams
+    from mailhooks.ingest.postfix import Options, postfix
+
     settings = settings_of(args)
     socket = socket_of(args, settings)
     source: str = args.source
@@ -73,11 +75,16 @@ def run(args: argparse.Namespace) -> int:
             raise
         except Exception as error:  # never a traceback, and never a lost bounce
             log(f"failed ({type(error).__name__}: {error}); exit 75, for the MTA to try again")
-            return EX_TEMPFAIL
+            return streams.EX_TEMPFAIL
     return _run(streams.pmta if source == "pmta" else streams.kumomta, socket, log)
 
 
 def _run(command: Callable[[Run], Awaitable[int]], socket: Path, log: Callable[[str], None]) -> int:
+    from mailhooks.ingest.checkpoint import CheckpointError
+    from mailhooks.ingest.follow import FollowError
+    from mailhooks.ingest.journal import JournalError
+    from mailhooks.ingest.streams import Run
+
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Final
 
+from mailhooks.ingest import SOURCES
 from mailhooks.sources import dsn, kumomta
 from mailhooks.sources.pmta import AccountingReader
 from mailhooks.sources.postfix import Joiner, parse_journal_entry, parse_syslog_line
 from mailhooks.sources.records import Parsed, skip
-
-SOURCES: Final = ("kumomta", "pmta", "postfix", "dsn")
 
 
 def parse_file(source: str, data: bytes) -> Parsed:

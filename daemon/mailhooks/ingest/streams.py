@@ -25,7 +25,7 @@ IDLE_SECONDS: Final = 0.5
 STOP_GRACE: Final = 10.0
 # How long a command that reads a finite input waits for an unavailable daemon.
 BOUNDED_PATIENCE: Final = 30.0
-EX_TEMPFAIL: Final = 75
+EX_TEMPFAIL: Final = 75  # sysexits.h: the MTA keeps the message and tries again
 
 
 @dataclass
