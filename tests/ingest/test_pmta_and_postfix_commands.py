@@ -182,3 +182,10 @@ async def test_postfix_from_the_journal_resumes_after_its_cursor(
     assert code == 0 and "1 event(s) sent, 1 event(s) accepted" in err, err
     await wait_until(lambda: len(delivered_to(receiver)) == 3, what="three messages")
     assert set(delivered_ids(receiver).values()) == {1}
+
+
+async def test_a_log_file_that_cannot_be_read_is_exit_2_in_one_line(short_tmp: Path) -> None:
+    code, out, err = await run_cli("ingest", "postfix", "--file", str(short_tmp / "none.log"), "--state-dir",
+                                   str(short_tmp / "st"), "--socket", str(short_tmp / "s.sock"))
+    assert (code, out) == (2, "")
+    assert err == f"mailhooks ingest: cannot read {short_tmp / 'none.log'}: no such file\n"

@@ -94,5 +94,7 @@ def _run(command: Callable[[Run], Awaitable[int]], socket: Path, log: Callable[[
 
     try:
         return asyncio.run(main())
-    except (FollowError, JournalError, CheckpointError) as error:
+    except (FollowError, CheckpointError) as error:  # a file that cannot be read or written
+        raise CommandError(str(error), USAGE) from None
+    except JournalError as error:
         raise CommandError(str(error)) from None
