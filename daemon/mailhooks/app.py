@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -17,7 +18,8 @@ from aiohttp import web
 from mailhooks import grants, log, systemd
 from mailhooks.channels.context import ChannelContext
 from mailhooks.delivery.dispatcher import Dispatcher
-from mailhooks.listeners import StartupError, make_private_directory, sites
+from mailhooks.delivery.shares import SWEEP_EVERY, ShareKeeper
+from mailhooks.listeners import StartupError, lock_state_directory, make_private_directory, sites
 from mailhooks.live import LiveRef
 from mailhooks.metrics import Metrics
 from mailhooks.reasons import os_reason
@@ -46,6 +48,7 @@ class Running:
     dispatcher: Dispatcher
     reloader: Reloader
     runner: web.BaseRunner
+    lock: int  # the state directory's lock, held until the daemon stops
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -79,6 +82,8 @@ class App:
         async with contextlib.AsyncExitStack() as undo:
             try:
                 make_private_directory(state_dir)
+                lock = lock_state_directory(state_dir)
+                undo.callback(os.close, lock)
                 spool = await Spool.open(state_dir / "spool.db", max_bytes=settings.spool.max_bytes,
                                          retention=settings.spool.retention)
             except OSError as error:
@@ -92,7 +97,8 @@ class App:
             current = LiveRef()
             dispatcher = Dispatcher(spool, settings, metrics, current.webhook)
             reloader = Reloader(settings, channels, metrics, current, dispatcher.swap)
-            service = Service(settings, metrics, spool, current, reloader, dispatcher, authority)
+            shares = ShareKeeper(spool, settings, metrics, current, dispatcher.claimed_ids)
+            service = Service(settings, metrics, spool, current, reloader, dispatcher, authority, shares)
             await reloader.reload("start")
             await dispatcher.start()
             undo.push_async_callback(dispatcher.stop, 0)
@@ -102,7 +108,7 @@ class App:
             for site in sites(runner, settings):
                 await site.start()
             undo.pop_all()  # started: `shutdown` stops the parts, in its own order
-        return Running(service, spool, channels, dispatcher, reloader, runner)
+        return Running(service, spool, channels, dispatcher, reloader, runner, lock)
 
     async def main_loop(self, running: Running) -> None:
         service = running.service
@@ -117,6 +123,7 @@ class App:
         running.tasks += [
             asyncio.create_task(running.reloader.watch(self.stop_event), name="watch"),
             asyncio.create_task(self._prune_loop(running.spool), name="prune"),
+            asyncio.create_task(self._share_loop(service), name="shares"),
             asyncio.create_task(self._watchdog_loop(service), name="watchdog"),
         ]
         summary = await service.summary()
@@ -145,8 +152,9 @@ class App:
         # 4. Close the listeners and the connections.
         await running.runner.cleanup()
         await running.channels.close()
-        # 5. Commit what is queued and close the spool.
+        # 5. Commit what is queued and close the spool; then let the next daemon in.
         await running.spool.close()
+        os.close(running.lock)
         _log.info("stopped", cancelled_attempts=cancelled)
 
     async def _prune_loop(self, spool: Spool) -> None:
@@ -157,6 +165,14 @@ class App:
                 _log.info("spool_pruned", deliveries=removed, spool_bytes=spool.size_bytes())
             except SpoolError as error:
                 _log.error("prune_failed", error=str(error))
+
+    async def _share_loop(self, service: Service) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                await service.shares.sweep()
+            except SpoolError as error:
+                _log.error("share_sweep_failed", error=str(error))
 
     async def _watchdog_loop(self, service: Service) -> None:
         interval = systemd.watchdog_interval()

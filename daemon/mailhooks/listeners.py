@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import socket
 import stat
@@ -37,6 +38,41 @@ def make_private_directory(path: Path) -> None:
     if mode & 0o007:
         _log.warning("state_directory_open", path=str(path), mode=oct(stat.S_IMODE(mode)),
                      hint="others may read the spool; chmod o-rwx it")
+
+
+LOCK_FILE: Final = "mailhooks.lock"
+
+
+def lock_state_directory(path: Path) -> int:
+    """Hold an exclusive lock on `path/mailhooks.lock` for the daemon's life: one state
+    directory serves one daemon (SPEC §5). Two daemons on one spool would both send the
+    same delivery. Returns the descriptor (closing it releases the lock)."""
+    lock_path = path / LOCK_FILE
+    writable = True
+    try:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        try:  # a read-only state directory: lock it anyway; the spool says what is wrong
+            descriptor = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+            writable = False
+        except OSError:
+            raise StartupError(
+                f"cannot open {lock_path}: {os_reason(error)}; the state directory must be "
+                "writable by the daemon's user (nothing was changed)"
+            ) from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(descriptor)
+        raise StartupError(
+            f"another mailhooks (pid {holder}) is using the state directory {path}; "
+            "one state directory serves one daemon"
+        ) from None
+    if writable:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    return descriptor
 
 
 def sites(runner: web.BaseRunner, settings: Settings) -> list[web.BaseSite]:

@@ -90,6 +90,11 @@ class Metrics:
             "mailhooks_circuit_open", "1 while a webhook's circuit breaker is open.",
             ["webhook"], registry=r,
         )
+        self.paused = Gauge(
+            "mailhooks_webhook_paused", "1 while the daemon has paused a webhook that only "
+            "failed for pause_after; `mailhooks resume ID` or a change to its file resumes it.",
+            ["webhook"], registry=r,
+        )
         self.pushover_remaining = Gauge(
             "mailhooks_pushover_app_remaining", "Pushover messages left this month "
             "(X-Limit-App-Remaining).", registry=r,

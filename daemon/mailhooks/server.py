@@ -176,6 +176,13 @@ async def test_webhook(service: Service, request: web.BaseRequest, webhook_id: s
     return _json(result)
 
 
+async def resume_webhook(service: Service, _request: web.BaseRequest, webhook_id: str) -> web.Response:
+    resumed = service.resume(webhook_id)
+    if resumed is None:
+        return _error(404, f"no webhook {webhook_id!r} is loaded")
+    return _json({"webhook": webhook_id, "resumed": resumed})
+
+
 async def reload(service: Service, _request: web.BaseRequest) -> web.Response:
     return _json(await service.reload(reason="api"))
 
@@ -201,12 +208,16 @@ async def replay(service: Service, request: web.BaseRequest) -> web.Response:
         return _error(400, 'body must be JSON: {"ids": [1, 2]} or {"webhook": "ID"}')
     ids = body.get("ids") if isinstance(body, dict) else None
     webhook = body.get("webhook") if isinstance(body, dict) else None
+    now = body.get("now", False) if isinstance(body, dict) else False
+    if not isinstance(now, bool) or (now and webhook is None):
+        return _error(400, '"now": true goes with "webhook": it makes that webhook\'s pending '
+                           "deliveries due now")
     valid_ids = isinstance(ids, list) and all(
         isinstance(item, int) and not isinstance(item, bool) for item in ids
     )
     if not (valid_ids or isinstance(webhook, str)) or (ids is not None and webhook is not None):
         return _error(400, 'give either "ids" (a list of delivery ids) or "webhook" (an id)')
-    replayed = await service.replay(ids or [], webhook)
+    replayed = await service.replay(ids or [], webhook, now)
     return _json({"replayed": replayed})
 
 
@@ -225,7 +236,7 @@ _ROUTES: Final[dict[tuple[str, str], tuple[Handler, Role]]] = {
     ("GET", "/deliveries"): (deliveries, Role.ADMIN),
     ("POST", "/deliveries/replay"): (replay, Role.ADMIN),
 }
-_TEST_PATH: Final = re.compile(r"/webhooks/(?P<id>.+)/test")
+_TEST_PATH: Final = re.compile(r"/webhooks/(?P<id>.+)/(?P<action>test|resume)")
 
 
 def route(method: str, path: str) -> tuple[Handler, Role] | None:
@@ -233,9 +244,10 @@ def route(method: str, path: str) -> tuple[Handler, Role] | None:
     method = "GET" if method == "HEAD" else method
     found = _ROUTES.get((method, path))
     if found is None and method == "POST":
-        test = _TEST_PATH.fullmatch(path)
-        if test is not None:
-            found = functools.partial(test_webhook, webhook_id=test["id"]), Role.ADMIN
+        matched = _TEST_PATH.fullmatch(path)
+        if matched is not None:
+            action = test_webhook if matched["action"] == "test" else resume_webhook
+            found = functools.partial(action, webhook_id=matched["id"]), Role.ADMIN
     return found
 
 

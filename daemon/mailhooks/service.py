@@ -11,6 +11,7 @@ from typing import Any
 
 from mailhooks import grants, log, systemd
 from mailhooks.delivery.dispatcher import Dispatcher
+from mailhooks.delivery.shares import ShareKeeper
 from mailhooks.events import Event
 from mailhooks.live import LiveRef, LiveWebhook
 from mailhooks.metrics import Metrics
@@ -19,7 +20,7 @@ from mailhooks.roles import Authority
 from mailhooks.secrets import SecretSources
 from mailhooks.settings import Settings
 from mailhooks.sources.records import Skipped
-from mailhooks.spool import DeliveryRecord, NewEvent, Spool
+from mailhooks.spool import DeliveryRecord, NewEvent, Spool, SpoolError, SpoolFull
 from mailhooks.trial import send_sample
 
 _log = log.get("mailhooks.app")
@@ -28,7 +29,7 @@ _log = log.get("mailhooks.app")
 class Service:
     def __init__(
         self, settings: Settings, metrics: Metrics, spool: Spool, current: LiveRef,
-        reloader: Reloader, dispatcher: Dispatcher, authority: Authority,
+        reloader: Reloader, dispatcher: Dispatcher, authority: Authority, shares: ShareKeeper,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -37,6 +38,7 @@ class Service:
         self.reloader = reloader
         self.dispatcher = dispatcher
         self.authority = authority
+        self.shares = shares
         self.started_at = time.time()
         # Set when shutdown begins: intake answers 503 from then on.
         self.stopping = False
@@ -59,6 +61,8 @@ class Service:
 
     async def accept(self, events: Sequence[Event]) -> int:
         """Match and spool events; returns how many were new. Raises SpoolError."""
+        if self.dispatcher.recorder.failing_since is not None:
+            raise SpoolError(f"outcomes of deliveries cannot be written: {self.dispatcher.recorder.error}")
         match = self.current.now.matcher.match
         received_at = datetime.now(UTC)
         batch = []
@@ -71,7 +75,15 @@ class Service:
             by_name[event.event] = by_name.get(event.event, 0) + 1
             batch.append(NewEvent(event.event_id or "", event.event, event.message_id,
                                   event.payload_json(), matched))
-        added = await self.spool.add(batch, hand_over=self.dispatcher.wants(targets))
+        hand_over = self.dispatcher.wants(targets)
+        try:
+            added = await self.spool.add(batch, hand_over=hand_over)
+        except SpoolFull:
+            # Full: make the webhooks that are over their share give room, then try once
+            # more; only a spool full of what it must keep answers 503 (SPEC §5).
+            if not await self.shares.sweep():
+                raise
+            added = await self.spool.add(batch, hand_over=hand_over)
         for name, count in by_name.items():
             self.metrics.received_by(name).inc(count)
         # Per request, so debug (see retry.Settler); the metrics count every event.
@@ -94,11 +106,19 @@ class Service:
         finally:
             systemd.ready(await self.summary())
 
-    async def replay(self, delivery_ids: Sequence[int], webhook_id: str | None) -> int:
-        webhooks = await self.spool.replay(delivery_ids, webhook_id)
-        _log.info("replay", deliveries=len(webhooks), webhook=webhook_id)
+    async def replay(self, delivery_ids: Sequence[int], webhook_id: str | None,
+                     pending_now: bool = False) -> int:
+        webhooks = await self.spool.replay(delivery_ids, webhook_id, pending_now)
+        _log.info("replay", deliveries=len(webhooks), webhook=webhook_id, now=pending_now)
         self.dispatcher.wake(set(webhooks))
         return len(webhooks)
+
+    def resume(self, webhook_id: str) -> bool | None:
+        """Resume a webhook the daemon paused: True, False when it was not paused, None
+        when no such webhook runs."""
+        if self.webhook(webhook_id) is None:
+            return None
+        return self.dispatcher.resume(webhook_id, "resumed by an operator")
 
     async def deliveries(self, state: str | None, webhook_id: str | None,
                          limit: int) -> list[DeliveryRecord]:
@@ -126,7 +146,10 @@ class Service:
                 "channel": model.channel.type,
                 "endpoint": model.channel.endpoint(),
                 "file": str(hook.loaded.path),
-                "state": "stale" if key in live.stale else "running",
+                "state": (
+                    "paused" if self.dispatcher.health.is_paused(key)
+                    else "stale" if key in live.stale else "running"
+                ),
                 "errors": errors_by_file.get(str(hook.loaded.path), []),
             })
         return {
@@ -142,13 +165,20 @@ class Service:
         stats = await self.spool.stats()
         live = self.current.now
         failing = []
-        for key, lane in self.dispatcher.lanes.items():
-            if lane.breaker.failures:
-                failing.append({
-                    "webhook": key, "consecutive_failures": lane.breaker.failures,
-                    "circuit_open": lane.breaker.is_open,
-                    "pending": stats.pending_by_webhook.get(key, 0),
-                })
+        health = self.dispatcher.health
+        for key in sorted(set(self.dispatcher.lanes) | set(health.states)):
+            lane = self.dispatcher.lanes.get(key)
+            state = health.states.get(key)
+            if (lane is None or not lane.breaker.failures) and state is None:
+                continue
+            failing.append({
+                "webhook": key,
+                "consecutive_failures": lane.breaker.failures if lane else 0,
+                "circuit_open": lane.breaker.is_open if lane else False,
+                "failing_since": state.failing_since if state else None,
+                "paused": state is not None and state.paused_at is not None,
+                "pending": stats.pending_by_webhook.get(key, 0),
+            })
         return {
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "config": {
@@ -165,6 +195,7 @@ class Service:
                 ),
                 "in_flight": self.dispatcher.in_flight(),
                 "spool_bytes": stats.size_bytes,
+                "outcomes_unrecorded_since": self.dispatcher.recorder.failing_since,
             },
             "failing": failing,
             "secrets": "scoped" if grants.scoped(self.settings) else "not scoped",

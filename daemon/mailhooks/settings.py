@@ -149,6 +149,11 @@ class Spool(_Section):
     retention: int = Field(
         default=604800, ge=0, description="Seconds delivered rows are kept before pruning."
     )
+    webhook_share: float = Field(
+        default=0.25, gt=0, le=1,
+        description="The part of max_bytes one webhook's pending and failed deliveries may "
+        "take; past it its oldest pending fail, then its oldest failed are evicted.",
+    )
 
 
 class Pushover(_Section):
@@ -243,6 +248,10 @@ class Settings(_Section):
         description="Seconds before each retry, jittered; the delivery fails after the last.",
     )
     timeout: float = Field(default=15, gt=0, le=300, description="Default request timeout (s).")
+    pause_after: float = Field(
+        default=259200, ge=1, le=31536000,
+        description="Seconds a webhook may only fail before the daemon pauses it (3 days).",
+    )
     shutdown_grace: float = Field(
         default=10, ge=0, le=300, description="Seconds in-flight attempts get on SIGTERM."
     )

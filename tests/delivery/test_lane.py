@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from mailhooks.delivery.lane import PREFETCH
 from mailhooks.live import LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
-from mailhooks.spool import Delivery, NewEvent, Spool
+from mailhooks.spool import AttemptResult, Delivery, NewEvent, Spool, SpoolError
 from mailhooks.webhooks.load import LoadedWebhook
 from mailhooks.webhooks.models import Webhook
 from tests.utils import wait_until
@@ -49,16 +49,17 @@ class GatedSpool(Spool):
     calls: int = 0
 
     async def due_or_next(self, webhook_id: str, now: float, limit: int,
-                          skip: Iterable[int] = ()) -> tuple[list[Delivery], float | None]:
+                          skip: Iterable[int] = (), *, batches: bool = False,
+                          ) -> tuple[list[Delivery], float | None]:
         self.calls += 1
         if self.calls == 1:
             await self.read_gate.wait()
-            answer = await super().due_or_next(webhook_id, time.time(), limit, skip)
+            answer = await super().due_or_next(webhook_id, time.time(), limit, skip, batches=batches)
             self.read.set()
             await self.gate.wait()
             return answer
         await self.gate.wait()
-        return await super().due_or_next(webhook_id, time.time(), limit, skip)
+        return await super().due_or_next(webhook_id, time.time(), limit, skip, batches=batches)
 
 
 @pytest.fixture
@@ -158,3 +159,39 @@ async def test_a_webhook_that_sends_batches_wants_nothing_handed_over(
     dispatcher = Dispatcher(spool, Settings(), Metrics(), webhooks.get)
     assert dispatcher.wants(["batched", "hook"])
     assert not dispatcher.wants(["batched"])
+
+
+class UnwritableSpool(Spool):
+    """A spool whose next `failures` outcome writes fail, as on a full disk."""
+
+    failures = 0
+
+    def record_soon(self, results: Sequence[AttemptResult]) -> asyncio.Future[None]:
+        if self.failures > 0:
+            self.failures -= 1
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.set_exception(SpoolError("spool cannot grow: database or disk is full"))
+            return future
+        return super().record_soon(results)
+
+
+async def test_an_unwritten_outcome_keeps_its_delivery_claimed_until_written(tmp_path: Path) -> None:
+    spool = await UnwritableSpool.open(tmp_path / "spool.db", max_bytes=1 << 30, retention=3600)
+    assert isinstance(spool, UnwritableSpool)
+    spool.failures = 3
+    sender = HeldSender()
+    sender.release.set()
+    dispatcher = Dispatcher(spool, Settings(), Metrics(), {"hook": live_webhook(sender)}.get)
+    try:
+        dispatcher.wake(["hook"], await spool_events(spool, "a"))
+        await wait_until(lambda: dispatcher.recorder.failing_since is not None, 10, "a failed write")
+        # Woken while its outcome is unwritten (new events, a reload): nothing is resent.
+        for _ in range(3):
+            dispatcher.wake(["hook"])
+            await asyncio.sleep(0)
+        await wait_until(lambda: dispatcher.recorder.failing_since is None, 15, "the write retried")
+        assert (await spool.stats()).pending == 0
+        assert sender.sent == ["a"]
+    finally:
+        await dispatcher.stop(grace=5)
+        await spool.close()

@@ -40,7 +40,9 @@ async def test_a_full_spool_refuses_whole_batches_and_resumes_once_drained(
     up = asyncio.Event()
     receiver = await Receiver(handler=held_until(up)).start()
     daemon.config["spool"] = {"max_bytes": MAX_BYTES, "retention": 0}
-    daemon.add_webhook("crm", receiver.url, channel={"timeout": 120})
+    # max_pending as large as it goes: this webhook may fill the spool (SPEC §5 lets a
+    # webhook have its own cap), so the spool itself fills with what it must keep.
+    daemon.add_webhook("crm", receiver.url, channel={"timeout": 120, "max_pending": 100_000_000})
     await daemon.start()
     accepted: list[str] = []
     answer: object = None
@@ -181,7 +183,8 @@ async def test_retained_delivered_rows_never_keep_intake_refused(daemon: DaemonP
     receiver = await Receiver(handler=held_until(up)).start()
     try:
         daemon.config["spool"] = {"max_bytes": MAX_BYTES}  # retention: the default
-        daemon.add_webhook("crm", receiver.url, channel={"timeout": 120})
+        daemon.add_webhook("crm", receiver.url,
+                           channel={"timeout": 120, "max_pending": 100_000_000})
         await daemon.start()
         for round_number in range(200):
             status, _ = await daemon.post(_batch(round_number * BATCH))

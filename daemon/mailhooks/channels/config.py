@@ -69,6 +69,14 @@ class ChannelConfig(StrictModel):
     retry_schedule: RetrySchedule | None = Field(
         default=None, description="Seconds before each retry, replacing the daemon's schedule."
     )
+    max_pending: int | None = Field(
+        default=None, ge=1, le=100_000_000,
+        description="Pending deliveries kept at most, and failed ones (the config's spool share).",
+    )
+    pause_after: float | None = Field(
+        default=None, ge=1, le=31536000,
+        description="Seconds of failing only before the daemon pauses it (the config's).",
+    )
 
     def secret_texts(self) -> list[str]:
         """Every string of the channel that may hold secret references."""

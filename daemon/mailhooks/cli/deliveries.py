@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     shared(replay, socket=True)
     replay.add_argument("ids", nargs="*", type=int, metavar="DELIVERY_ID")
     replay.add_argument("--webhook", metavar="ID", help="every failed delivery of this webhook")
+    replay.add_argument("--now", action="store_true",
+                        help="with --webhook: also make its pending deliveries due now")
     replay.set_defaults(run=run_replay)
 
 
@@ -62,10 +64,15 @@ def run_replay(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if bool(args.ids) == bool(args.webhook):
         raise CommandError("give delivery ids or --webhook ID (one of them)", exit_code=2)
-    body = {"webhook": args.webhook} if args.webhook else {"ids": args.ids}
+    if args.now and not args.webhook:
+        raise CommandError("--now goes with --webhook ID", exit_code=2)
+    body: dict[str, object] = (
+        {"webhook": args.webhook, "now": args.now} if args.webhook else {"ids": args.ids}
+    )
     status, answer = call(socket_of(args, settings), "POST", "/deliveries/replay",
                           body=json.dumps(body).encode())
     if status != 200:
         raise CommandError(f"the daemon answered {status}: {answer}")
-    say(f"re-queued {answer['replayed']} failed deliveries")
+    what = "failed or pending" if args.now else "failed"
+    say(f"re-queued {answer['replayed']} {what} deliveries")
     return 0

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if report["failing"]:
         say("failing:")
         for row in report["failing"]:
-            breaker = "circuit open" if row["circuit_open"] else "retrying"
+            breaker = ("paused (mailhooks resume " + row["webhook"] + ")" if row.get("paused")
+                       else "circuit open" if row["circuit_open"] else "retrying")
             say(f"          {row['webhook']}: {row['consecutive_failures']} consecutive "
                   f"failure(s), {row['pending']} pending, {breaker}")
     else:

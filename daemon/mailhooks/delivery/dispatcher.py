@@ -8,7 +8,8 @@ import contextlib
 from collections.abc import Callable, Iterable, Sequence
 
 from mailhooks import log
-from mailhooks.delivery.lane import Lane, LaneShared, hand_over_room
+from mailhooks.delivery.health import Health
+from mailhooks.delivery.lane import Lane, LaneShared, Recorder, hand_over_room
 from mailhooks.delivery.pace import Pacer
 from mailhooks.delivery.retry import Settler
 from mailhooks.live import LiveSet, LiveWebhook
@@ -30,14 +31,28 @@ class Dispatcher:
         self.metrics = metrics
         self.webhook = webhook
         self.stopping = asyncio.Event()
-        self.settler = Settler(settings, metrics)
+        self.health = Health(spool, settings, metrics)
+        self.settler = Settler(settings, metrics, self.health)
         self.lanes: dict[str, Lane] = {}
-        self._shared = LaneShared(spool, self.settler, Pacer(), webhook, self.stopping)
+        self.recorder = Recorder()
+        self._shared = LaneShared(spool, self.settler, Pacer(), self.recorder, webhook, self.stopping)
         self._spool = spool
 
     async def start(self) -> None:
         """Lanes for every webhook that has work left from before a restart."""
+        await self.health.load()
         self.wake(await self._spool.pending_webhooks())
+
+    def claimed_ids(self) -> list[int]:
+        """Deliveries being attempted or queued for an attempt, in every lane."""
+        return [delivery_id for lane in self.lanes.values() for delivery_id in lane.claimed]
+
+    def resume(self, webhook_id: str, reason: str) -> bool:
+        """Resume a webhook the daemon paused; False when it was not paused."""
+        if not self.health.resume(webhook_id, reason):
+            return False
+        self.wake([webhook_id])
+        return True
 
     def wake(self, webhook_ids: Iterable[str], new: Sequence[Delivery] = ()) -> None:
         """Start or wake the lanes of these webhooks, handing each the deliveries in `new`
@@ -85,6 +100,9 @@ class Dispatcher:
             if dropped:
                 self.metrics.deliveries_by(removed, "dropped").inc(dropped)
             _log.warning("webhook_removed", webhook=removed, dropped_deliveries=dropped)
+            self.health.forget([removed])
+        # A paused webhook whose file changed is the repository's answer: try it again.
+        self.health.resume_changed(live)
         self.wake(
             key for key, hook in live.webhooks.items() if previous.webhooks.get(key) is not hook
         )

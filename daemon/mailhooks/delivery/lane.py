@@ -29,8 +29,32 @@ IDLE_RECHECK: Final = 60.0
 # next query starts when the queue is down to LOW_WATER.
 PREFETCH: Final = 64
 LOW_WATER: Final = 16
+# Seconds before an unwritten outcome is written again, doubling up to the maximum.
+RECORD_BACKOFF: Final = 0.5
+RECORD_BACKOFF_MAX: Final = 30.0
 
 _log = log.get("mailhooks.dispatch")
+
+
+class Recorder:
+    """Whether attempt outcomes reach the disk. While they do not, the daemon says so once
+    and intake answers 503: what it cannot record it must not take on."""
+
+    def __init__(self) -> None:
+        self.failing_since: float | None = None
+        self.error = ""
+
+    def failed(self, error: str) -> None:
+        if self.failing_since is None:
+            self.failing_since, self.error = time.time(), error
+            _log.error("outcomes_not_recorded", error=error,
+                       hint="deliveries stay claimed and their outcomes are written again; "
+                       "intake answers 503 until they are")
+
+    def stored(self) -> None:
+        if self.failing_since is not None:
+            _log.info("outcomes_recorded_again", after_s=round(time.time() - self.failing_since, 1))
+            self.failing_since = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,7 @@ class LaneShared:
     spool: Spool
     settler: Settler
     pacer: Pacer
+    recorder: Recorder
     webhook: Callable[[str], LiveWebhook | None]
     stopping: asyncio.Event
 
@@ -92,6 +117,7 @@ class Lane:
         return max(
             self.breaker.open_until if self.breaker.is_open else 0.0,
             self.shared.settler.held_until(live),
+            self.shared.settler.health.paused_until(self.webhook_id),
         )
 
     async def run(self) -> None:
@@ -132,11 +158,12 @@ class Lane:
         finally:
             self.full = False
 
-    async def _due(self, now: float, limit: int) -> list[Delivery]:
-        """Unclaimed deliveries due now; when there are none, sleep until the next one is
-        due (or the lane is woken) and return none."""
+    async def _due(self, now: float, limit: int, *, batches: bool = False) -> list[Delivery]:
+        """Unclaimed deliveries due now (with `batches`, a failed batch's members whole);
+        when there are none, sleep until the next one is due (or the lane is woken) and
+        return none."""
         due, next_due = await self.shared.spool.due_or_next(
-            self.webhook_id, now, limit, self.claimed
+            self.webhook_id, now, limit, self.claimed, batches=batches
         )
         if not due and not self.queue:
             await self._sleep(IDLE_RECHECK if next_due is None else next_due - time.time())
@@ -183,11 +210,12 @@ class Lane:
         self.claimed.update(delivery.id for delivery in deliveries)
 
     async def _start_batch(self, live: LiveWebhook, size: int, max_wait: float, now: float) -> None:
-        due = await self._due(now, size)
+        due = await self._due(now, size, batches=True)
         if not due:
             return
         waited = now - min(delivery.created_at for delivery in due)
-        if len(due) < size and waited < max_wait:
+        retry = due[0].batch is not None  # a failed batch goes again as it was
+        if not retry and len(due) < size and waited < max_wait:
             await self._sleep(max_wait - waited)
             return
         self.claimed.update(delivery.id for delivery in due)
@@ -245,6 +273,7 @@ class Lane:
     ) -> list[AttemptResult]:
         await self._keep_pace(live)
         message = message_for(deliveries, batched)
+        batch = message.message_id if batched else None
         started, clock = time.time(), time.perf_counter()
         try:
             outcome = await live.sender.send(message)
@@ -253,7 +282,8 @@ class Lane:
                               error=f"internal error: {type(error).__name__}")
             _log.exception("channel_error", webhook=self.webhook_id)
         duration = outcome.duration_ms or (time.perf_counter() - clock) * 1000
-        return self.shared.settler.settle(live, self.breaker, deliveries, outcome, duration, started)
+        return self.shared.settler.settle(live, self.breaker, deliveries, outcome, duration, started,
+                                          batch)
 
     async def _keep_pace(self, live: LiveWebhook) -> None:
         """Wait until the channel's service takes another request to this destination."""
@@ -266,17 +296,30 @@ class Lane:
         while (delay := pacer.delay(key, rate, time.monotonic())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
-    def _record(self, deliveries: list[Delivery], results: list[AttemptResult]) -> None:
-        """Store the outcomes; the deliveries stay claimed until they are on disk."""
+    def _record(self, deliveries: list[Delivery], results: list[AttemptResult], tries: int = 0) -> None:
+        """Store the outcomes; the deliveries stay claimed until they are on disk.
+
+        An outcome that cannot be written (a full disk) is written again, with backoff,
+        while its deliveries stay claimed: released, a delivered event would look
+        pending and go to its receiver again."""
         ids = [delivery.id for delivery in deliveries]
         retry = any(result.state == "pending" for result in results)
+        recorder = self.shared.recorder
 
         def stored(future: asyncio.Future[None]) -> None:
+            if future.cancelled():  # shutdown: the spool still says pending, as it was
+                self.claimed.difference_update(ids)
+                return
+            error = future.exception()
+            if error is not None:
+                recorder.failed(str(error))
+                delay = min(RECORD_BACKOFF * 2 ** tries, RECORD_BACKOFF_MAX)
+                asyncio.get_running_loop().call_later(
+                    delay, self._record, deliveries, results, tries + 1
+                )
+                return
+            recorder.stored()
             self.claimed.difference_update(ids)
-            if not future.cancelled() and future.exception() is not None:
-                # Unrecorded means still pending: the delivery is retried, never lost.
-                _log.error("record_failed", webhook=self.webhook_id, deliveries=len(ids),
-                           error=str(future.exception()))
             if retry:
                 self.wakeup.set()  # a retry's new due time is visible only now: look again
 

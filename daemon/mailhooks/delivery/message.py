@@ -17,9 +17,18 @@ def message_for(deliveries: Sequence[Delivery], batched: bool) -> Message:
     payloads = [delivery.payload for delivery in deliveries]
     if not batched:
         return Message(deliveries[0].event_id, LazyEvents(payloads), payloads[0])
-    digest = hashlib.sha256(",".join(str(d.id) for d in deliveries).encode()).hexdigest()[:24]
-    return Message(f"batch_{digest}", LazyEvents(payloads), b"[" + b",".join(payloads) + b"]",
+    return Message(batch_id(deliveries), LazyEvents(payloads), b"[" + b",".join(payloads) + b"]",
                    batched=True)
+
+
+def batch_id(deliveries: Sequence[Delivery]) -> str:
+    """A batch's webhook-id: the one it was first sent under (kept in the spool once it
+    failed), else made from its members."""
+    stored = deliveries[0].batch
+    if stored is not None:
+        return stored
+    digest = hashlib.sha256(",".join(str(d.id) for d in deliveries).encode()).hexdigest()[:24]
+    return f"batch_{digest}"
 
 
 class LazyEvents(Sequence[dict[str, Any]]):

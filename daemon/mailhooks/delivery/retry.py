@@ -16,6 +16,7 @@ from typing import Final
 
 from mailhooks import log
 from mailhooks.channels.base import Outcome
+from mailhooks.delivery.health import Health
 from mailhooks.live import LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
@@ -77,9 +78,10 @@ class Settler:
     """Turns one attempt's outcome into each delivery's new state: logged, counted, fed
     to the lane's breaker; holds a destination when the outcome asks for it."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, health: Health) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.health = health
         # Unix time until which deliveries to a destination (a sender's rate_key) wait.
         self.holds: dict[str, float] = {}
 
@@ -88,8 +90,11 @@ class Settler:
 
     def settle(
         self, live: LiveWebhook, breaker: Breaker, deliveries: list[Delivery], outcome: Outcome,
-        duration_ms: float, started: float,
+        duration_ms: float, started: float, batch: str | None = None,
     ) -> list[AttemptResult]:
+        """Each delivery's new state. A batch (`batch` is its webhook-id) is settled
+        whole: one jitter draw, one next attempt, and its id kept, so the retry goes out
+        with the same members under the same id (SPEC §5)."""
         now = time.time()
         schedule = live.retry_schedule
         if schedule is None:
@@ -103,6 +108,7 @@ class Settler:
                 _log.warning("channel_held", webhook=live.id, channel=live.kind.type,
                              until=outcome.hold_until, reason=outcome.error)
         results = []
+        drawn: dict[int, float | None] = {}  # one delay per attempt count: a batch shares it
         for delivery in deliveries:
             attempt = delivery.attempts + 1
             if outcome.ok:
@@ -112,10 +118,14 @@ class Settler:
                 # Not the endpoint's fault: wait for the quota without spending an attempt.
                 state, next_at, attempt = "pending", outcome.hold_until, delivery.attempts
             else:
-                delay = backoff(attempt, schedule, outcome.retry_after) if outcome.retry else None
+                if attempt not in drawn:
+                    drawn[attempt] = (backoff(attempt, schedule, outcome.retry_after)
+                                      if outcome.retry else None)
+                delay = drawn[attempt]
                 state, next_at = ("failed", now) if delay is None else ("pending", now + delay)
             results.append(AttemptResult(delivery.id, state, attempt, next_at,
-                                         outcome.status, outcome.error))
+                                         outcome.status, outcome.error,
+                                         None if outcome.ok else batch))
             label = {"delivered": "success", "failed": "failed"}.get(state, "retry")
             self.metrics.deliveries_by(live.id, label).inc()
             # A success is counted in the metrics and logged at debug only: a line per
@@ -134,6 +144,7 @@ class Settler:
                 )
         self.metrics.delivery_latency_by(live.id).observe(duration_ms / 1000)
         self._breaker(breaker, live.id, outcome, now, started)
+        self.health.observe(live, outcome, now)
         return results
 
     def _breaker(

@@ -11,12 +11,14 @@ from mailhooks.spool.records import (
     Delivery,
     DeliveryRecord,
     NewEvent,
+    ShareOutcome,
     SpoolError,
     SpoolFull,
     SpoolStats,
+    WebhookState,
 )
 
 __all__ = [
-    "Added", "AttemptResult", "Delivery", "DeliveryRecord", "NewEvent", "Spool", "SpoolError",
-    "SpoolFull", "SpoolStats",
+    "Added", "AttemptResult", "Delivery", "DeliveryRecord", "NewEvent", "ShareOutcome", "Spool",
+    "SpoolError", "SpoolFull", "SpoolStats", "WebhookState",
 ]

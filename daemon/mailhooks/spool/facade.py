@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from mailhooks.spool import schema, sql
+from mailhooks.spool import per_webhook, schema, sql
 from mailhooks.spool.records import (
     Added,
     AttemptResult,
@@ -25,8 +25,10 @@ from mailhooks.spool.records import (
     Intake,
     NewEvent,
     Outcomes,
+    ShareOutcome,
     SpoolError,
     SpoolStats,
+    WebhookState,
 )
 from mailhooks.spool.writer import GroupWriter
 
@@ -102,7 +104,8 @@ class Spool:
     # -- dispatch ---------------------------------------------------------------------
 
     async def due_or_next(
-        self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = ()
+        self, webhook_id: str, now: float, limit: int, skip: Iterable[int] = (),
+        *, batches: bool = False,
     ) -> tuple[list[Delivery], float | None]:
         """Up to `limit` of the webhook's deliveries due at `now`, oldest first, leaving
         out the ids in `skip` (those being attempted); and when none is due, when the
@@ -110,8 +113,10 @@ class Spool:
         where a lane going idle used to make two."""
         skipped = list(skip)  # copied here: the lane's set changes while the query runs
 
+        select = sql.due_batch if batches else sql.due
+
         def query(connection: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
-            found = sql.due(connection, webhook_id, now, limit, skipped)
+            found = select(connection, webhook_id, now, limit, skipped)
             return found, None if found else sql.next_due(connection, webhook_id, now)
 
         return await self._read(query)
@@ -125,7 +130,7 @@ class Spool:
         statement); the future is done once they are committed."""
         now = time.time()
         return self._writer.submit(Outcomes([
-            (r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id)
+            (r.state, r.attempts, r.next_attempt_at, r.status, r.error, now, r.delivery_id, r.batch)
             for r in results
         ]))
 
@@ -142,13 +147,33 @@ class Spool:
         return await self._read(lambda connection: sql.deliveries(connection, state, webhook_id, limit))
 
     async def replay(
-        self, delivery_ids: Sequence[int] = (), webhook_id: str | None = None
+        self, delivery_ids: Sequence[int] = (), webhook_id: str | None = None,
+        pending_now: bool = False,
     ) -> list[str]:
-        """Re-queue failed deliveries; returns the webhook id of each one re-queued."""
+        """Re-queue failed deliveries (and with `pending_now` make the webhook's pending
+        ones due now); returns the webhook id of each one re-queued."""
         now = time.time()
         return await self._write(
-            lambda connection: sql.replay(connection, delivery_ids, webhook_id, now)
+            lambda connection: sql.replay(connection, delivery_ids, webhook_id, now, pending_now)
         )
+
+    async def keep_within(self, caps: dict[str, int], default_cap: int,
+                          claimed: list[int]) -> dict[str, ShareOutcome]:
+        """Keep each webhook within its cap of pending and failed deliveries (rows); the
+        ids in `claimed` (being attempted) are left pending."""
+        now = time.time()
+        return await self._write(
+            lambda connection: per_webhook.keep_within(connection, caps, default_cap, claimed, now)
+        )
+
+    async def bytes_per_delivery(self) -> float:
+        return await self._read(per_webhook.bytes_per_delivery)
+
+    async def webhook_states(self) -> dict[str, WebhookState]:
+        return await self._read(per_webhook.webhook_states)
+
+    async def save_webhook_state(self, webhook_id: str, state: WebhookState) -> None:
+        await self._write(lambda connection: per_webhook.save_webhook_state(connection, webhook_id, state))
 
     async def stats(self) -> SpoolStats:
         return await self._read(sql.stats)

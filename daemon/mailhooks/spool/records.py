@@ -38,6 +38,9 @@ class Delivery(NamedTuple):
     payload: bytes
     attempts: int
     created_at: float
+    # The webhook-id of the batch this delivery was first sent in, once that batch
+    # failed: its retries go out with the same members under the same id.
+    batch: str | None = None
 
 
 class Added(NamedTuple):
@@ -57,6 +60,7 @@ class AttemptResult(NamedTuple):
     next_attempt_at: float
     status: int | None
     error: str | None
+    batch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,8 @@ class Intake:
 
 
 # One attempt's outcome as the commit stores it: state, attempts, next attempt, status,
-# error, updated at, delivery id.
-OutcomeRow = tuple[str, int, float, int | None, str | None, float, int]
+# error, updated at, delivery id, batch.
+OutcomeRow = tuple[str, int, float, int | None, str | None, float, int, str | None]
 
 
 @dataclass(frozen=True)
@@ -106,3 +110,21 @@ class Outcomes:
     """Attempt outcomes, queued for the next commit (merged with the others')."""
 
     rows: list[OutcomeRow]
+
+
+@dataclass(frozen=True)
+class WebhookState:
+    """What the daemon decided about one webhook (SPEC §5 "pause_after")."""
+
+    failing_since: float | None = None
+    paused_at: float | None = None
+    paused_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class ShareOutcome:
+    """What keeping one webhook within its share did: pending deliveries failed (the
+    oldest), and failed ones evicted (the oldest)."""
+
+    failed: int
+    evicted: int

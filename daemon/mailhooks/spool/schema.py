@@ -12,7 +12,7 @@ from typing import Final
 
 from mailhooks.spool.records import SpoolError, SpoolFull
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MIN_SQLITE: Final = (3, 33, 0)
 
 SCHEMA: Final = """
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     last_status INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    batch TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_due
     ON deliveries (webhook_id, next_attempt_at) WHERE state = 'pending';
@@ -44,6 +45,14 @@ CREATE INDEX IF NOT EXISTS deliveries_history
 CREATE INDEX IF NOT EXISTS deliveries_failed
     ON deliveries (webhook_id) WHERE state = 'failed';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event);
+-- What the daemon decided about a webhook, kept across restarts: since when it has only
+-- failed, and whether it paused it (and which version of its file it paused).
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    failing_since REAL,
+    paused_at REAL,
+    paused_digest TEXT
+);
 """
 
 RECOVER: Final = (
@@ -110,6 +119,9 @@ def open_writer(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA foreign_keys = ON")
         # Checkpoints keep the WAL near 4 MB; this hands the rest back afterwards.
         connection.execute("PRAGMA journal_size_limit = 8388608")
+        if version == 1:
+            # Schema 2: a failed batch keeps its identity across retries; webhooks' state.
+            connection.execute("ALTER TABLE deliveries ADD COLUMN batch TEXT")
         connection.executescript(SCHEMA)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as error:

@@ -137,12 +137,59 @@ def record(connection: sqlite3.Connection, rows: list[OutcomeRow]) -> None:
         " next_attempt_at = json_extract(r.value, '$[2]'),"
         " last_status = json_extract(r.value, '$[3]'),"
         " last_error = json_extract(r.value, '$[4]'),"
-        " updated_at = json_extract(r.value, '$[5]')"
+        " updated_at = json_extract(r.value, '$[5]'),"
+        " batch = coalesce(json_extract(r.value, '$[7]'), deliveries.batch)"
         " FROM json_each(?) AS r"
         " WHERE deliveries.id = json_extract(r.value, '$[6]')"
         " AND deliveries.state = 'pending'",
         (json.dumps(rows),),
     )
+
+
+_DUE_COLUMNS: Final = (
+    "json_group_array(json_array(id, event_id, message_id, name, payload, attempts,"
+    " created_at, next_attempt_at, batch)) FROM (SELECT d.id, e.event_id, e.message_id,"
+    " e.name, CAST(e.payload AS TEXT) AS payload, d.attempts, d.created_at,"
+    " d.next_attempt_at, d.batch FROM deliveries d JOIN events e ON e.id = d.event"
+)
+
+
+def _deliveries(webhook_id: str, found: str) -> list[Delivery]:
+    # SQLite does not promise that an aggregate keeps its subquery's ORDER BY.
+    rows = sorted(json.loads(found), key=lambda row: (row[7], row[0]))
+    return [
+        Delivery(row[0], webhook_id, row[1], row[2], row[3], row[4].encode(), row[5], row[6], row[8])
+        for row in rows
+    ]
+
+
+def due_batch(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int,
+              skipped: list[int]) -> list[Delivery]:
+    """A batch to send: the members of a failed batch whose retry is due, whole and on
+    their own (same members, same webhook-id); else up to `limit` due deliveries that
+    belong to no batch yet."""
+    first = connection.execute(
+        "SELECT batch FROM deliveries WHERE webhook_id = ? AND state = 'pending'"
+        " AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?))"
+        " ORDER BY next_attempt_at, id LIMIT 1",
+        (webhook_id, now, json.dumps(skipped)),
+    ).fetchall()
+    if not first:
+        return []
+    if first[0][0] is not None:
+        found = connection.execute(
+            f"SELECT {_DUE_COLUMNS} WHERE d.webhook_id = ? AND d.state = 'pending'"
+            " AND d.batch = ? ORDER BY d.id)", (webhook_id, first[0][0]),
+        ).fetchall()[0][0]
+        return _deliveries(webhook_id, found)
+    found = connection.execute(
+        f"SELECT {_DUE_COLUMNS} WHERE d.webhook_id = ? AND d.state = 'pending'"
+        " AND d.next_attempt_at <= ? AND d.batch IS NULL"
+        " AND d.id NOT IN (SELECT value FROM json_each(?))"
+        " ORDER BY d.next_attempt_at, d.id LIMIT ?)",
+        (webhook_id, now, json.dumps(skipped), limit),
+    ).fetchall()[0][0]
+    return _deliveries(webhook_id, found)
 
 
 def due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int,
@@ -154,21 +201,12 @@ def due(connection: sqlite3.Connection, webhook_id: str, now: float, limit: int,
     # left out by the query itself: fetching them too, to drop them here, made a busy
     # lane's every query read and parse about twice the rows it kept.
     found = connection.execute(
-        "SELECT json_group_array(json_array(id, event_id, message_id, name, payload,"
-        " attempts, created_at, next_attempt_at)) FROM (SELECT d.id, e.event_id,"
-        " e.message_id, e.name, CAST(e.payload AS TEXT) AS payload, d.attempts,"
-        " d.created_at, d.next_attempt_at FROM deliveries d JOIN events e ON e.id = d.event"
-        " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
-        " AND d.id NOT IN (SELECT value FROM json_each(?))"
+        f"SELECT {_DUE_COLUMNS} WHERE d.webhook_id = ? AND d.state = 'pending'"
+        " AND d.next_attempt_at <= ? AND d.id NOT IN (SELECT value FROM json_each(?))"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?)",
         (webhook_id, now, json.dumps(skipped), limit),
     ).fetchall()[0][0]
-    # SQLite does not promise that an aggregate keeps its subquery's ORDER BY.
-    rows = sorted(json.loads(found), key=lambda row: (row[7], row[0]))
-    return [
-        Delivery(row[0], webhook_id, row[1], row[2], row[3], row[4].encode(), row[5], row[6])
-        for row in rows
-    ]
+    return _deliveries(webhook_id, found)
 
 
 def next_due(connection: sqlite3.Connection, webhook_id: str, after: float) -> float | None:
@@ -223,8 +261,15 @@ def deliveries(connection: sqlite3.Connection, state: str | None, webhook_id: st
 
 
 def replay(connection: sqlite3.Connection, delivery_ids: Sequence[int], webhook_id: str | None,
-           now: float) -> list[str]:
-    """Re-queue failed deliveries; the webhook id of each one re-queued."""
+           now: float, pending_now: bool = False) -> list[str]:
+    """Re-queue failed deliveries (and with `pending_now`, make the webhook's pending ones
+    due now: a far `Retry-After` or a long backoff cut short); the webhook id of each."""
+    hurried: list[str] = []
+    if pending_now and webhook_id is not None:
+        hurried = [webhook_id] * connection.execute(
+            "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE webhook_id = ?"
+            " AND state = 'pending' AND next_attempt_at > ?", (now, now, webhook_id, now),
+        ).rowcount
     if webhook_id is not None:
         selected = connection.execute(
             "SELECT id, webhook_id FROM deliveries WHERE state = 'failed' AND webhook_id = ?",
@@ -236,12 +281,13 @@ def replay(connection: sqlite3.Connection, delivery_ids: Sequence[int], webhook_
             " AND id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(delivery_ids)),),
         ).fetchall()
+    # A replay is a new delivery as far as batches go: sent in a new batch, under a new id.
     connection.executemany(
         "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-        " updated_at = ? WHERE id = ?",
+        " updated_at = ?, batch = NULL WHERE id = ?",
         [(now, now, row[0]) for row in selected],
     )
-    return [row[1] for row in selected]
+    return [row[1] for row in selected] + hurried
 
 
 def stats(connection: sqlite3.Connection) -> SpoolStats:
@@ -266,7 +312,7 @@ def prune(connection: sqlite3.Connection, cutoff: float) -> int:
         "DELETE FROM deliveries WHERE state IN ('delivered', 'dropped') AND updated_at < ?",
         (cutoff,),
     ).rowcount
-    _forget_orphan_events(connection, received_before=cutoff)
+    forget_orphan_events(connection, received_before=cutoff)
     return int(removed)
 
 
@@ -283,11 +329,11 @@ def forget_history(connection: sqlite3.Connection, rows: int) -> int:
         "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
         " WHERE state IN ('delivered', 'dropped') ORDER BY updated_at LIMIT ?)", (rows,),
     ).rowcount
-    _forget_orphan_events(connection, received_before=math.inf)
+    forget_orphan_events(connection, received_before=math.inf)
     return int(removed)
 
 
-def _forget_orphan_events(connection: sqlite3.Connection, received_before: float) -> None:
+def forget_orphan_events(connection: sqlite3.Connection, received_before: float) -> None:
     """Events left without deliveries; a younger one is kept to recognise its event_id
     if a sender posts it again."""
     connection.execute(

@@ -1,0 +1,71 @@
+"""[deliver] One dead endpoint never starves the others of the spool (SPEC §5).
+
+Each webhook's pending deliveries are capped: its own `max_pending`, or its share of
+`spool.max_bytes` (`spool.webhook_share`, a quarter by default) counted in rows at the
+spool's bytes per delivery. Past the cap, its oldest pending deliveries fail (kept,
+replayable); its failed ones are bounded by the same cap, the oldest evicted first.
+Intake and every other webhook go on. Checked every few seconds, and at once when intake
+finds the spool full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from mailhooks import log
+from mailhooks.live import LiveRef
+from mailhooks.metrics import Metrics
+from mailhooks.settings import Settings
+from mailhooks.spool import ShareOutcome, Spool
+
+SWEEP_EVERY: Final = 5.0
+# Below this many rows the spool's bytes per delivery says more about its empty pages
+# than about deliveries; until then a delivery is taken to cost DEFAULT_ROW_BYTES.
+MEASURED_FROM: Final = 1000
+DEFAULT_ROW_BYTES: Final = 1024.0
+MIN_CAP: Final = 100
+
+_log = log.get("mailhooks.dispatch")
+
+
+class ShareKeeper:
+    def __init__(self, spool: Spool, settings: Settings, metrics: Metrics, current: LiveRef,
+                 claimed: Callable[[], list[int]]) -> None:
+        self.spool = spool
+        self.settings = settings
+        self.metrics = metrics
+        self.current = current
+        self.claimed = claimed
+        # Webhooks over their share in the last sweep: a burst is logged once, not per row.
+        self._over: set[str] = set()
+
+    async def caps(self) -> tuple[dict[str, int], int]:
+        """Each running webhook's cap in rows, and the cap of any other id in the spool."""
+        rows = await self.spool.bytes_per_delivery()
+        stats = await self.spool.stats()
+        per_row = rows if stats.pending + stats.failed >= MEASURED_FROM else DEFAULT_ROW_BYTES
+        share = self.settings.spool.webhook_share * self.settings.spool.max_bytes
+        default_cap = max(MIN_CAP, int(share / max(per_row, 1.0)))
+        caps = {
+            webhook_id: hook.channel.max_pending or default_cap
+            for webhook_id, hook in self.current.now.webhooks.items()
+        }
+        return caps, default_cap
+
+    async def sweep(self) -> dict[str, ShareOutcome]:
+        """Bring every webhook within its cap; what was failed and evicted, by webhook."""
+        caps, default_cap = await self.caps()
+        done = await self.spool.keep_within(caps, default_cap, self.claimed())
+        for webhook_id, outcome in done.items():
+            if outcome.failed:
+                self.metrics.deliveries_by(webhook_id, "failed").inc(outcome.failed)
+            if outcome.evicted:
+                self.metrics.deliveries_by(webhook_id, "evicted").inc(outcome.evicted)
+            if webhook_id not in self._over:
+                _log.warning("webhook_over_share", webhook=webhook_id,
+                             cap=caps.get(webhook_id, default_cap), failed=outcome.failed,
+                             evicted=outcome.evicted,
+                             hint="its oldest deliveries fail, then go; logged once per burst")
+        self._over = set(done)
+        return done
