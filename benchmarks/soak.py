@@ -1,17 +1,21 @@
 """Soak: a steady rate to one healthy receiver for minutes, sampling the daemon's RSS and
 the spool's size (spool.db + spool.db-wal) every second.
 
-    .venv/bin/python -m benchmarks.soak [--minutes 10] [--rate 500]
+    .venv/bin/python -m benchmarks.soak [--minutes 10] [--rate 500] [--dead]
     .venv/bin/python -m benchmarks --soak [--minutes 10] [--rate 500]
 
 Prints min/max/last of each, and whether either grows without bound: the mean of the last
 minute against the first (a quarter of the run each when it is shorter than 4 minutes).
+With --dead, a second webhook takes every event too and its endpoint refuses every
+connection for the whole run: the spool must stay within its bound (the dead webhook's
+share) and the live webhook's time from intake to delivery must not move.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 import time
 from pathlib import Path
@@ -46,16 +50,43 @@ def _verdict(name: str, unit: str, scale: float, samples: list[float], window: i
     )
 
 
-async def soak(minutes: float, rate: float, retention: float = 60) -> dict[str, Any]:
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _latency(metrics: str) -> tuple[float, float]:
+    """p50 and p99 of mailhooks_event_to_delivery_seconds (successful deliveries only),
+    as the upper bound of the histogram bucket each falls in."""
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if line.startswith("mailhooks_event_to_delivery_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(fraction: float) -> float:
+        return next((bound for bound, count in buckets if count >= fraction * total), float("nan"))
+
+    return quantile(0.5), quantile(0.99)
+
+
+async def soak(minutes: float, rate: float, retention: float = 60, dead: bool = False,
+               max_bytes: int = 64 * 2**20) -> dict[str, Any]:
     seconds = minutes * 60
     rss: list[float] = []
     spool: list[float] = []
     async with receiver() as endpoint:
         with scratch() as root:
             hooks = {"hook": web_webhook(endpoint.url_for("hook"))}
+            if dead:
+                hooks["dead"] = web_webhook(f"http://127.0.0.1:{_closed_port()}/hook",
+                                            retry_schedule=[5, 30, 60, 300])
             # A short retention, so the bound on the spool (delivered rows pruned every
             # minute) shows within the run.
-            config = {"spool": {"retention": retention}}
+            config = {"spool": {"retention": retention, "max_bytes": max_bytes}}
             async with running_daemon(root, config, hooks) as daemon:
                 load = asyncio.create_task(loadgen(
                     "post", str(daemon.socket), "--concurrency", "16", "--rate", str(rate),
@@ -73,9 +104,11 @@ async def soak(minutes: float, rate: float, retention: float = 60) -> dict[str, 
                     await asyncio.sleep(max(0.0, len(rss) - elapsed))
                 report = await load
                 pending = await daemon.pending()
+                _, metrics = await daemon.request("GET", "/metrics")
     window = max(1, min(60, len(rss) // 4))
     return {"report": report, "rss": rss, "spool": spool, "window": window,
-            "delivered": endpoint.count, "pending_at_end": pending}
+            "delivered": endpoint.count, "pending_at_end": pending,
+            "latency": _latency(metrics), "dead": dead, "max_bytes": max_bytes}
 
 
 def main(argv: list[str]) -> int:
@@ -84,13 +117,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=500.0, help="events per second")
     parser.add_argument("--retention", type=float, default=60.0,
                         help="spool.retention in seconds (delivered rows are pruned after it)")
+    parser.add_argument("--dead", action="store_true",
+                        help="a second webhook takes every event; its endpoint is dead throughout")
+    parser.add_argument("--max-bytes", type=int, default=64 * 2**20, help="spool.max_bytes")
     options = parser.parse_args(argv)
+    run = soak(options.minutes, options.rate, options.retention, options.dead, options.max_bytes)
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(soak(options.minutes, options.rate, options.retention))
+        result = asyncio.run(run)
     else:
-        result = uvloop.run(soak(options.minutes, options.rate, options.retention))
+        result = uvloop.run(run)
     report = result["report"]
     accepted = sum(report["statuses"].get(code, 0) for code in ("202",))
     print(f"soak: {options.minutes:g} min at {options.rate:g} events/s asked, "
@@ -98,6 +135,11 @@ def main(argv: list[str]) -> int:
           f"{report['statuses']}), {result['delivered']:,} delivered, "
           f"{result['pending_at_end']:,} pending at the end")
     print(f"  POST → 202 p50 {report.get('ack_p50_ms', 0):.1f} ms, p99 {report.get('ack_p99_ms', 0):.1f} ms")
+    p50, p99 = result["latency"]
+    print(f"  intake → delivered (the live webhook): p50 ≤ {p50 * 1000:g} ms, p99 ≤ {p99 * 1000:g} ms "
+          "(histogram bucket bounds)")
+    if result["dead"]:
+        print(f"  with a dead webhook taking every event, spool.max_bytes {result['max_bytes'] / 2**20:g} MB")
     print("  " + _verdict("daemon RSS", "MB", 2**20, result["rss"], result["window"]))
     print("  " + _verdict("spool size", "MB", 2**20, result["spool"], result["window"]))
     return 0

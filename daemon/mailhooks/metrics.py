@@ -83,6 +83,16 @@ class Metrics:
             "mailhooks_config_last_reload_success_timestamp_seconds",
             "When the last fully successful reload happened.", registry=r,
         )
+        self.config_info = Gauge(
+            "mailhooks_config_info", "1 for the revision of the webhooks directory that runs: "
+            "its git commit (-dirty when files differ from it), or sha256:... of its files.",
+            ["revision"], registry=r,
+        )
+        self.started = Gauge(
+            "mailhooks_start_time_seconds", "When the daemon started (unix time): with the "
+            "counters, rates since the start.", registry=r,
+        )
+        self.started.set_to_current_time()
         self.webhooks_loaded = Gauge(
             "mailhooks_webhooks_loaded", "Webhooks running.", registry=r
         )

@@ -11,6 +11,7 @@ the directory's real path changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from mailhooks import log
 from mailhooks.channels.context import ChannelContext
 from mailhooks.live import LiveRef, LiveSet, build
 from mailhooks.metrics import Metrics
+from mailhooks.revision import Revision, revision_of
 from mailhooks.secrets import SecretSources
 from mailhooks.settings import Settings
 from mailhooks.webhooks.load import LoadResult, ParseCache, load_steps
@@ -55,6 +57,10 @@ class Reloader:
         self.last_report: dict[str, Any] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cache = ParseCache()
+        # The revision whose every file runs (the last reload without a problem), and the
+        # one the last reload read (ahead of it when that reload refused a file).
+        self.revision: Revision | None = None
+        self.read_revision: Revision | None = None
 
     @property
     def live(self) -> LiveSet:
@@ -84,11 +90,18 @@ class Reloader:
                 live = build(result, previous, self.settings, self.context,
                              SecretSources.from_process(self.settings.secrets.dirs))
             built = time.perf_counter()
+            read = await asyncio.to_thread(
+                revision_of, self.directory,
+                [(key, hook.digest) for key, hook in result.webhooks.items()]
+                + [(key, "refused") for key in result.failed_ids],
+            )
             self.current.now = live
             await self.on_swap(previous, live)
             self.metrics.reload_ok.set(1 if live.ok else 0)
             if live.ok:
                 self.metrics.reload_time.set(time.time())
+                self._running_revision(read)
+            self.read_revision = read
             self.metrics.webhooks_loaded.set(len(live.webhooks))
             changed = sorted(
                 key for key, hook in live.webhooks.items()
@@ -107,6 +120,7 @@ class Reloader:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "load_ms": round((loaded - started) * 1000, 1),
                 "build_ms": round((built - loaded) * 1000, 1),
+                "revision": read.as_json(),
             }
             self.last_report = {**report, "at": time.time()}
             event = "reload" if live.ok else "reload_failed"
@@ -114,9 +128,17 @@ class Reloader:
                 event, reason=reason, webhooks=len(live.webhooks), changed=changed[:20],
                 removed=removed[:20], errors=errors[:20],
                 duration_ms=report["duration_ms"], load_ms=report["load_ms"],
-                build_ms=report["build_ms"],
+                build_ms=report["build_ms"], revision=read.label,
             )
             return report
+
+    def _running_revision(self, revision: Revision) -> None:
+        """Every file of `revision` runs now: say so in mailhooks_config_info."""
+        if self.revision is not None and self.revision.label != revision.label:
+            with contextlib.suppress(KeyError):
+                self.metrics.config_info.remove(self.revision.label)
+        self.revision = revision
+        self.metrics.config_info.labels(revision.label).set(1)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload on every change under the directory until `stop` is set."""

@@ -184,6 +184,10 @@ class Service:
             "config": {
                 "ok": live.ok, "webhooks": len(live.webhooks),
                 "limit": self.settings.limits.max_webhooks,
+                "directory": str(self.settings.webhooks_dir.absolute()),
+                "revision": self.reloader.revision.as_json() if self.reloader.revision else None,
+                "read_revision": (self.reloader.read_revision.as_json()
+                                  if self.reloader.read_revision else None),
                 "errors": [str(problem) for problem in live.problems],
                 "last_reload": self.reloader.last_report,
             },

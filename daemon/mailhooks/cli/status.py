@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from mailhooks.cli.client import call
 from mailhooks.cli.common import CommandError, say, settings_of, shared, socket_of
+from mailhooks.revision import git_revision
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"config:   {config['webhooks']} of {config['limit']} webhooks loaded, {state}")
     for error in config["errors"]:
         say(f"          {error}")
+    for number, line in enumerate(revision_lines(config)):
+        say(("revision: " if number == 0 else "          ") + line)
     oldest = queue["oldest_pending_seconds"]
     say(f"queue:    {queue['pending']} pending"
           + (f" (oldest {oldest:.0f}s)" if oldest is not None else "")
@@ -45,3 +50,24 @@ def run(args: argparse.Namespace) -> int:
         say("failing:  none")
     say(f"secrets:  {report.get('secrets', 'not scoped')}")
     return 0
+
+
+def revision_lines(config: dict[str, Any]) -> list[str]:
+    """What runs, and how the directory's checkout differs from it (read here, where the
+    command runs: the host's own checkout)."""
+    running = config.get("revision")
+    if running is None:
+        return ["unknown (the daemon has not loaded every file yet)"]
+    lines = [f"{running['id']} ({running['kind']})"]
+    read = config.get("read_revision")
+    if read and read["id"] != running["id"]:
+        lines.append(f"the last reload read {read['id']} and refused a file: see the errors above")
+    directory = Path(config.get("directory") or "")
+    checkout = git_revision(directory) if running["kind"] == "git" and directory.is_dir() else None
+    if checkout is not None:
+        if checkout.id != running["id"] and (not read or checkout.id != read["id"]):
+            lines.append(f"the checkout is at {checkout.id}: not loaded yet (a reload is due, or "
+                         "failed: mailhooks validate)")
+        if checkout.dirty:
+            lines.append(f"files in {directory} differ from the commit (uncommitted changes)")
+    return lines
