@@ -42,11 +42,13 @@ from mailhooks.spool.schema import SCHEMA as _SCHEMA
 SQLITE_BATCH = 100
 
 
-async def _post(socket: Path, seconds: float, concurrency: int, per_post: int,
-                pid: int) -> dict[str, Any]:
+async def post_load(socket: Path, seconds: float, concurrency: int, per_post: int,
+                    pid: int, *extra: str) -> dict[str, Any]:
+    """The load generator's report of posting to `socket` (more of its options in
+    `extra`), with the CPU the server used meanwhile."""
     cpu = cpu_seconds(pid)
     report = await loadgen("post", str(socket), "--concurrency", str(concurrency),
-                           "--seconds", str(seconds), "--per-post", str(per_post))
+                           "--seconds", str(seconds), "--per-post", str(per_post), *extra)
     report["server_cpu_percent"] = round((cpu_seconds(pid) - cpu) / (seconds + 1) * 100)
     return report
 
@@ -97,7 +99,7 @@ async def run(scale: Scale) -> list[Row]:
             for _ in range(rounds):
                 for side, target, target_pid in (("daemon", daemon.socket, daemon.pid),
                                                  ("bare", socket, pid)):
-                    reports[side].append(await _post(target, seconds, 64, 1, target_pid))
+                    reports[side].append(await post_load(target, seconds, 64, 1, target_pid))
         single = Paired([r["events_per_s"] for r in reports["daemon"]],
                         [r["events_per_s"] for r in reports["bare"]])
         rows.append(Row(
@@ -110,7 +112,7 @@ async def run(scale: Scale) -> list[Row]:
         sqlite_rates: list[float] = []
         async with running_daemon(root / "d2", webhooks={"void": hook}) as daemon:
             for _ in range(rounds):
-                ndjson_reports.append(await _post(daemon.socket, seconds, 16, 100, daemon.pid))
+                ndjson_reports.append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid))
                 sqlite_rates.append(bare_sqlite(root / "bare.db", seconds))
         ndjson = Paired([r["events_per_s"] for r in ndjson_reports], sqlite_rates)
         rows.append(Row(

@@ -31,27 +31,18 @@ from benchmarks.harness import (
     Row,
     Scale,
     black_hole,
-    cpu_seconds,
-    loadgen,
     rate_text,
     ratio_text,
     running_daemon,
     scratch,
     web_webhook,
 )
+from benchmarks.intake import post_load
 
 REPO = Path(__file__).resolve().parents[1]
 DSN = REPO / "tests" / "sources" / "fixtures" / "dsn" / "positive" / "postfix-3.7-user-unknown.eml"
 PMTA_HEADER = (b"type,timeLogged,orig,rcpt,dsnStatus,dsnDiag,bounceCat,dlvSourceIp,vmta,jobId,"
                b"header_Message-Id\n")
-
-
-async def _post(daemon: Daemon, seconds: float, *extra: str) -> dict[str, Any]:
-    cpu = cpu_seconds(daemon.pid)
-    report = await loadgen("post", str(daemon.socket), "--concurrency", "16", "--seconds", str(seconds),
-                           "--per-post", "100", *extra)
-    report["server_cpu_percent"] = round((cpu_seconds(daemon.pid) - cpu) / (seconds + 1) * 100)
-    return report
 
 
 async def _ingest(daemon: Daemon, *args: str, stdin: bytes = b"") -> float:
@@ -110,8 +101,10 @@ async def run(scale: Scale) -> list[Row]:
         async with running_daemon(root / "d1", webhooks={"void": hook}) as daemon:
             reports: dict[str, list[dict[str, Any]]] = {"kumomta": [], "ndjson": []}
             for number in range(rounds):
-                reports["ndjson"].append(await _post(daemon, seconds, "--ids", f"nd{number}-"))
-                reports["kumomta"].append(await _post(daemon, seconds, "--kumomta", "--ids", f"k{number}-"))
+                reports["ndjson"].append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid,
+                                                         "--ids", f"nd{number}-"))
+                reports["kumomta"].append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid,
+                                                          "--kumomta", "--ids", f"k{number}-"))
             kumomta = Paired([r["events_per_s"] for r in reports["kumomta"]],
                              [r["events_per_s"] for r in reports["ndjson"]])
             rows.append(Row(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.ingest.conftest import Ingester, delivered_ids
+from tests.security.conftest import _nobody_ids
 from tests.utils import REPO, DaemonProcess, Receiver, run_cli, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "sources" / "fixtures" / "kumomta"
@@ -101,24 +101,15 @@ async def test_ingest_kumomta_replays_a_log_of_one_record_a_line(
     await wait_until(lambda: len(receiver.events()) == expected, what="the replayed events")
 
 
-NOBODY = "nobody"
 # A Python another user may run: this one's may live below root's home. The system's, of
 # the same version, runs mailhooks from this checkout with this venv's packages.
 SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
 
 
-def nobody() -> tuple[int, int] | None:
-    try:
-        user = pwd.getpwnam(NOBODY)
-    except KeyError:
-        return None
-    return user.pw_uid, user.pw_gid
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or nobody() is None or not SYSTEM_PYTHON.exists(),
+@pytest.mark.skipif(os.geteuid() != 0 or _nobody_ids() is None or not SYSTEM_PYTHON.exists(),
                     reason="acting as another user needs root, a nobody user and a system Python")
 async def test_the_send_role_is_enough_for_another_user(running: DaemonProcess, receiver: Receiver) -> None:
-    ids = nobody()
+    ids = _nobody_ids()
     assert ids is not None
     # The socket's group is the senders' (here nobody's), the directories on the way open.
     os.chown(running.socket, 0, ids[1])

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
@@ -44,25 +44,34 @@ def outcome(run: Run, report: Report, feed: Feed) -> int:
     return 1 if feed.counts.refused else 0
 
 
+async def stdin_lines(run: Run, feed: Feed) -> AsyncGenerator[list[bytes], None]:
+    """The lines of stdin, a list a chunk read, the last without its line end. When the
+    command is asked to stop, it ends early, `feed` told to send what it holds quickly."""
+    lines = Lines()
+    async with contextlib.aclosing(with_idle(chunks_of(STDIN), IDLE_SECONDS)) as chunks:
+        async for chunk in chunks:
+            if run.stop.is_set():
+                feed.hurry(STOP_GRACE)
+                return
+            if chunk:
+                yield lines.feed(chunk)
+    tail = lines.rest()
+    if tail:
+        yield [tail]
+
+
 async def pmta(run: Run) -> int:
     """`<acct-file |mailhooks ingest pmta>`: read until the pipe closes, waiting out any
     outage of the daemon, so that no line is lost."""
-    report, reader, lines = Report(run.log), AccountingReader(), Lines()
+    report, reader = Report(run.log), AccountingReader()
     feed = Feed(run.socket, EVENTS, log=run.log, patience=None)
     try:
-        async with feed, contextlib.aclosing(with_idle(chunks_of(STDIN), IDLE_SECONDS)) as chunks:
-            async for chunk in chunks:
-                if run.stop.is_set():
-                    feed.hurry(STOP_GRACE)
-                    break
-                for raw in lines.feed(chunk or b""):
+        async with feed, contextlib.aclosing(stdin_lines(run, feed)) as chunks:
+            async for lines in chunks:
+                for raw in lines:
                     report.records += 1
                     await put(feed, reader.feed_line(raw.decode("utf-8", "replace")), report)
-            else:
-                tail = lines.rest()
-                if tail:
-                    report.records += 1
-                    await put(feed, reader.feed_line(tail.decode("utf-8", "replace")), report)
+            if not run.stop.is_set():
                 await put(feed, reader.finish(), report)
     except GaveUp as error:
         run.log(f"stopped with events not sent: {error}")
@@ -74,17 +83,14 @@ async def kumomta(run: Run) -> int:
     """KumoMTA's records on stdin, one JSON object a line (its log files, decompressed),
     or one JSON document (an object or an array), posted to `/sources/kumomta` as its
     log hook would."""
-    report, lines = Report(run.log, unit="record(s)", sent="record(s)"), Lines()
+    report = Report(run.log, unit="record(s)", sent="record(s)")
     whole: bytearray | None = None
     seen_any = False
     feed = Feed(run.socket, KUMOMTA, log=run.log, patience=BOUNDED_PATIENCE)
     try:
-        async with feed, contextlib.aclosing(with_idle(chunks_of(STDIN), IDLE_SECONDS)) as chunks:
-            async for chunk in chunks:
-                if run.stop.is_set():
-                    feed.hurry(STOP_GRACE)
-                    break
-                for raw in lines.feed(chunk or b""):
+        async with feed, contextlib.aclosing(stdin_lines(run, feed)) as chunks:
+            async for lines in chunks:
+                for raw in lines:
                     if whole is not None:
                         whole += raw + b"\n"
                         continue
@@ -94,13 +100,8 @@ async def kumomta(run: Run) -> int:
                         continue
                     seen_any = seen_any or bool(raw.strip())
                     await _put_records(feed, records, raw, report)
-            else:
-                tail = lines.rest()
-                if whole is not None:
-                    whole += tail
-                    await _put_records(feed, _records(bytes(whole)), bytes(whole), report)
-                elif tail:
-                    await _put_records(feed, _records(tail), tail, report)
+            if whole is not None and not run.stop.is_set():
+                await _put_records(feed, _records(bytes(whole)), bytes(whole), report)
     except GaveUp as error:
         run.log(f"records not sent: {error}")
         return 1
