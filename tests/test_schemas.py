@@ -45,8 +45,9 @@ def properties(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"{where}/properties/{name}", prop
 
 
-def test_the_three_schemas_are_committed() -> None:
-    assert FILES == ["config.schema.json", "event.schema.json", "webhook.schema.json"]
+def test_the_schemas_are_committed() -> None:
+    assert FILES == ["config.schema.json", "diff.schema.json", "event.schema.json",
+                     "webhook.schema.json"]
     assert sorted(path.name for path in SCHEMA_DIR.glob("*.json")) == FILES
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from mailhooks.documents.schema import generate, render
 from mailhooks.events import Event
+from mailhooks.gitops.model import Diff
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import Webhook
 
@@ -18,6 +19,7 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "webhook.schema.json": Webhook,
     "config.schema.json": Settings,
     "event.schema.json": Event,
+    "diff.schema.json": Diff,
 }
 
 

@@ -16,7 +16,7 @@ from mailhooks.text import visible
 
 # One module per command, in the order `mailhooks --help` lists them.
 COMMANDS = (
-    "validate", "listing", "explain", "new", "toggle", "edit", "delete",
+    "validate", "listing", "explain", "diff", "new", "toggle", "edit", "delete",
     "serve", "send", "ingest", "status", "deliveries", "test_command", "resume",
 )
 

@@ -1,0 +1,95 @@
+"""What a merge will cost: deliveries per hour the change adds per destination, from the
+per-event counters of a running daemon (`GET /metrics`, or a saved copy of it).
+
+The rate of an event is `mailhooks_events_received_total{event}` over the seconds since
+`mailhooks_start_time_seconds`: an average since the daemon started, on the host that was
+measured. Each event that newly reaches a destination through a webhook adds one
+delivery per event there (a batch carries several in one request); filters select among
+the events, so with filters the number is an upper bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from mailhooks.events import EVENT_NAMES
+from mailhooks.gitops.model import DestinationCost, Diff, Estimate, Rate
+
+RECEIVED: Final = "mailhooks_events_received_total"
+STARTED: Final = "mailhooks_start_time_seconds"
+MAX_METRICS_BYTES: Final = 64 * 1024 * 1024
+
+
+class MetricsError(ValueError):
+    """Text that is not the daemon's `/metrics`: the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Events per hour by event name, measured at `measured_at` over `seconds`."""
+
+    source: str
+    measured_at: datetime
+    seconds: float
+    per_hour: dict[str, float]
+    saved: bool
+
+
+def rates(text: str, now: float, source: str, *, saved: bool) -> Rates:
+    """The rates in the daemon's metrics text, as of `now` (unix seconds)."""
+    counts: dict[str, float] = {}
+    started: float | None = None
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == RECEIVED and sample.labels.get("event") in EVENT_NAMES:
+                    counts[sample.labels["event"]] = sample.value
+                elif sample.name == STARTED:
+                    started = sample.value
+    except ValueError as error:
+        raise MetricsError(f"not Prometheus text: {error}") from None
+    if started is None:
+        raise MetricsError(f"no {STARTED}: not the /metrics of a mailhooks daemon")
+    seconds = now - started
+    if seconds <= 0:
+        raise MetricsError(f"{STARTED} is not in the past of the measurement")
+    per_hour: dict[str, float] = {event: counts.get(event, 0.0) * 3600 / seconds for event in EVENT_NAMES}
+    return Rates(source, datetime.fromtimestamp(now, UTC), seconds, per_hour, saved)
+
+
+def estimate(diff: Diff, measured: Rates) -> Estimate:
+    """The deliveries per hour each destination gains and loses with the change."""
+    costs: dict[str, dict[str, float]] = {}
+    bounded: set[str] = set()
+    for effect in diff.effects:
+        side = "added" if effect.change == "starts" else "removed"
+        place = costs.setdefault(effect.destination, {"added": 0.0, "removed": 0.0})
+        place[side] += sum(measured.per_hour[event] for event in effect.events)
+        if effect.filters:
+            bounded.add(effect.destination)
+    notes = [
+        f"Rates are averages over the {measured.seconds:.0f} s since the measured daemon "
+        "started, on that host only.",
+        "A delivery is one event to one webhook; a batching channel sends several per request.",
+    ]
+    if measured.saved:
+        notes.insert(0, "Measured at the saved file's modification time.")
+    if bounded:
+        notes.append("Filters select among the events: for the destinations marked, the "
+                     "numbers are upper bounds.")
+    return Estimate(
+        source=measured.source, measured_at=measured.measured_at.isoformat(timespec="seconds"),
+        seconds=round(measured.seconds, 3),
+        rates=[Rate(event=event, per_hour=round(measured.per_hour[event], 3)) for event in EVENT_NAMES],
+        destinations=[
+            DestinationCost(destination=destination, added_per_hour=round(cost["added"], 3),
+                            removed_per_hour=round(cost["removed"], 3),
+                            upper_bound=destination in bounded)
+            for destination, cost in sorted(costs.items())
+        ],
+        notes=notes,
+    )

@@ -1,0 +1,126 @@
+"""`mailhooks diff --estimate`: deliveries per hour the change adds per destination, from
+a saved `/metrics` file and from a running daemon's socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gitops.conftest import ANALYTICS, GitRepo, Run, diff_schema, markdown_parser
+from tests.gitops.test_formats import tables
+from tests.utils import _SUBPROCESS_ENV, REPO, DaemonProcess
+
+METRICS = """\
+# HELP mailhooks_events_received_total Events accepted and spooled, by event type.
+# TYPE mailhooks_events_received_total counter
+mailhooks_events_received_total{event="delivered"} 7200.0
+mailhooks_events_received_total{event="bounced"} 360.0
+mailhooks_events_received_total{event="complaint"} 36.0
+# HELP mailhooks_start_time_seconds When the daemon started (unix time).
+# TYPE mailhooks_start_time_seconds gauge
+mailhooks_start_time_seconds 1.7e+09
+"""
+STARTED = 1_700_000_000
+
+
+@pytest.fixture
+def metrics(tmp_path: Path) -> Path:
+    """Saved an hour after the daemon started."""
+    path = tmp_path / "metrics.txt"
+    path.write_text(METRICS)
+    os.utime(path, (STARTED + 3600, STARTED + 3600))
+    return path
+
+
+@pytest.fixture
+def widened(repo: GitRepo) -> GitRepo:
+    """A new webhook for delivered and bounced; analytics (filtered) moved to a new host."""
+    repo.write("esp.yaml", "name: ESP\nevents: [delivered, bounced]\n"
+               "channel: {type: web, url: 'https://esp.example.net/in'}\n")
+    repo.write("analytics.yaml", ANALYTICS.replace("analytics.example.com", "stats.example.com"))
+    return repo
+
+
+def test_estimate_from_a_saved_metrics_file(widened: GitRepo, metrics: Path, run: Run) -> None:
+    ran = run("--webhooks", str(widened.hooks), "HEAD", "--format", "json", f"--estimate={metrics}")
+    assert ran.code == 0, ran.err
+    found = ran.json()
+    diff_schema().validate(found)
+    estimate = found["estimate"]
+    assert estimate["source"] == str(metrics)
+    assert estimate["measured_at"] == "2023-11-14T23:13:20+00:00"
+    assert estimate["seconds"] == 3600
+    assert {rate["event"]: rate["per_hour"] for rate in estimate["rates"]}["delivered"] == 7200
+    assert estimate["destinations"] == [
+        {"destination": "https://analytics.example.com", "added_per_hour": 0, "removed_per_hour": 7596,
+         "upper_bound": True},
+        {"destination": "https://esp.example.net", "added_per_hour": 7560, "removed_per_hour": 0,
+         "upper_bound": False},
+        {"destination": "https://stats.example.com", "added_per_hour": 7596, "removed_per_hour": 0,
+         "upper_bound": True},
+    ]
+    assert estimate["notes"][0] == "Measured at the saved file's modification time."
+    assert any("upper bounds" in note for note in estimate["notes"])
+
+    text = run("--webhooks", str(widened.hooks), "HEAD", f"--estimate={metrics}").out
+    assert f"Estimate (deliveries per hour, from {metrics} at 2023-11-14T23:13:20+00:00):\n" \
+           "  https://analytics.example.com: -7596.0/h (at most)\n" \
+           "  https://esp.example.net: +7560.0/h\n" in text
+
+    markdown = run("--webhooks", str(widened.hooks), "HEAD", "--format", "markdown",
+                   f"--estimate={metrics}").out
+    estimate_table = tables(markdown_parser().parse(markdown))[1]
+    assert estimate_table[0] == ["Destination", "Added per hour", "Removed per hour"]
+    assert estimate_table[2] == ["`https://esp.example.net`", "7560.0", "0.0"]
+
+
+def test_estimate_sources_that_cannot_be_read_exit_2(
+    repo: GitRepo, run: Run, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.txt"
+    ran = run("--webhooks", str(repo.hooks), "HEAD", f"--estimate={missing}")
+    assert ran.code == 2
+    assert ran.err.startswith(f"mailhooks diff: --estimate: cannot read {missing}: ")
+    other = tmp_path / "other.txt"
+    other.write_text("node_load1 0.5\n")
+    ran = run("--webhooks", str(repo.hooks), "HEAD", f"--estimate={other}")
+    assert (ran.code, ran.err) == (2, f"mailhooks diff: --estimate: {other}: no mailhooks_start_time_"
+                                      "seconds: not the /metrics of a mailhooks daemon\n")
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("{not prometheus\n")
+    assert run("--webhooks", str(repo.hooks), "HEAD", f"--estimate={garbage}").code == 2
+    # No daemon at the socket: said, not a traceback.
+    ran = run("--webhooks", str(repo.hooks), "HEAD", "--socket", str(tmp_path / "none.sock"), "--estimate")
+    assert ran.code == 2 and "cannot read" in ran.err
+
+
+async def test_estimate_from_a_running_daemon(widened: GitRepo, daemon: DaemonProcess) -> None:
+    await daemon.start()
+    events = [{"event": "delivered", "email": f"a{n}@example.com", "message_id": f"m{n}"} for n in range(6)]
+    events += [{"event": "bounced", "email": "b@example.com", "message_id": "b1"}]
+    status, _ = await daemon.post(events)
+    assert status == 202
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "mailhooks", "diff", "--webhooks", str(widened.hooks), "HEAD",
+         "--format", "json", "--socket", str(daemon.socket), "--estimate"],
+        capture_output=True, text=True, check=False, cwd=REPO, env={**os.environ, **_SUBPROCESS_ENV},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    estimate = json.loads(done.stdout)["estimate"]
+    assert estimate["source"] == str(daemon.socket)
+    seconds = estimate["seconds"]
+    rates = {rate["event"]: rate["per_hour"] for rate in estimate["rates"]}
+    # What the daemon counted, over the seconds it has run.
+    assert rates["delivered"] * seconds / 3600 == pytest.approx(6, rel=0.01)
+    assert rates["bounced"] * seconds / 3600 == pytest.approx(1, rel=0.01)
+    esp = next(cost for cost in estimate["destinations"] if cost["destination"] == "https://esp.example.net")
+    assert esp["added_per_hour"] == pytest.approx(rates["delivered"] + rates["bounced"], rel=0.001)
+    assert not any("saved file" in note for note in estimate["notes"])
