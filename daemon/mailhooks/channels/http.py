@@ -4,7 +4,8 @@ bound, and every failure said in one line that names no secret.
 A channel subclasses `HttpSender` and supplies two things: how it builds the request of
 a message (`build`) and what an answer means (`classify`). Sending, timing, the egress
 check on an IP literal, reading a bounded excerpt of the answer and turning network
-errors into text happen here once.
+errors into text happen here once. `prepare` makes the request without sending it, for
+`mailhooks preview`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import urlencode
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -43,6 +45,20 @@ class Request:
     form: Mapping[str, str] | None = None
     headers: Mapping[str, str] | None = None
     url: URL | None = None  # the sender's URL unless given
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request as `send` would make it, not sent: its URL, the headers the channel sets
+    (a form's Content-Type as aiohttp adds it) and the body's bytes. Holds secrets."""
+
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -199,6 +215,22 @@ class HttpSender:
         """Headers of every answer, for channels that report from them (a quota)."""
 
     # -- shared --------------------------------------------------------------------------
+
+    def prepare(self, message: Message) -> Prepared | Outcome:
+        """The request `send` would make for `message`, without sending it; an Outcome
+        when nothing would be sent (a refusal, a template that fails)."""
+        refused = self.refuse()
+        if refused is not None:
+            return refused
+        built = self.build(message)
+        if isinstance(built, Outcome):
+            return built
+        headers: CIMultiDict[str] = CIMultiDict(built.headers or {})
+        body = built.body
+        if body is None:  # encoded as aiohttp encodes a form
+            body = urlencode(list((built.form or {}).items()), doseq=True).encode()
+            headers.setdefault("Content-Type", FORM_TYPE)
+        return Prepared("POST", built.url or self._url, headers, body)
 
     def scrub(self, text: str) -> str:
         """`text` (an answer, an error) with every secret of this webhook redacted: a
