@@ -81,7 +81,7 @@ class Service:
         except SpoolFull:
             # Full: make the webhooks that are over their share give room, then try once
             # more; only a spool full of what it must keep answers 503 (SPEC §5).
-            if not await self.shares.sweep():
+            if not await self.shares.sweep(whole=True):
                 raise
             added = await self.spool.add(batch, hand_over=hand_over)
         for name, count in by_name.items():

@@ -4,8 +4,8 @@ Each webhook's pending deliveries are capped: its own `max_pending`, or its shar
 `spool.max_bytes` (`spool.webhook_share`, a quarter by default) counted in rows at the
 spool's bytes per delivery. Past the cap, its oldest pending deliveries fail (kept,
 replayable); its failed ones are bounded by the same cap, the oldest evicted first.
-Intake and every other webhook go on. Checked every few seconds, and at once when intake
-finds the spool full.
+Intake and every other webhook go on. Checked every second, and at once, whole, when
+intake finds the spool full.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
 from mailhooks.spool import ShareOutcome, Spool
 
-SWEEP_EVERY: Final = 5.0
+# Swept often, a little at a time: one commit that fails or evicts thousands of rows
+# would hold intake's commits up behind it.
+SWEEP_EVERY: Final = 1.0
+SWEEP_ROWS: Final = 2000
 # Below this many rows the spool's bytes per delivery says more about its empty pages
 # than about deliveries; until then a delivery is taken to cost DEFAULT_ROW_BYTES.
 MEASURED_FROM: Final = 1000
@@ -42,9 +45,9 @@ class ShareKeeper:
 
     async def caps(self) -> tuple[dict[str, int], int]:
         """Each running webhook's cap in rows, and the cap of any other id in the spool."""
-        rows = await self.spool.bytes_per_delivery()
+        measured = await self.spool.bytes_per_delivery()
         stats = await self.spool.stats()
-        per_row = rows if stats.pending + stats.failed >= MEASURED_FROM else DEFAULT_ROW_BYTES
+        per_row = measured if stats.pending + stats.failed >= MEASURED_FROM else DEFAULT_ROW_BYTES
         share = self.settings.spool.webhook_share * self.settings.spool.max_bytes
         default_cap = max(MIN_CAP, int(share / max(per_row, 1.0)))
         caps = {
@@ -53,10 +56,12 @@ class ShareKeeper:
         }
         return caps, default_cap
 
-    async def sweep(self) -> dict[str, ShareOutcome]:
-        """Bring every webhook within its cap; what was failed and evicted, by webhook."""
+    async def sweep(self, *, whole: bool = False) -> dict[str, ShareOutcome]:
+        """Bring every webhook towards its cap (`SWEEP_ROWS` rows at a time, or `whole`ly
+        when intake needs the room now); what was failed and evicted, by webhook."""
         caps, default_cap = await self.caps()
-        done = await self.spool.keep_within(caps, default_cap, self.claimed())
+        done = await self.spool.keep_within(caps, default_cap, self.claimed(),
+                                            None if whole else SWEEP_ROWS)
         for webhook_id, outcome in done.items():
             if outcome.failed:
                 self.metrics.deliveries_by(webhook_id, "failed").inc(outcome.failed)

@@ -157,14 +157,14 @@ class Spool:
             lambda connection: sql.replay(connection, delivery_ids, webhook_id, now, pending_now)
         )
 
-    async def keep_within(self, caps: dict[str, int], default_cap: int,
-                          claimed: list[int]) -> dict[str, ShareOutcome]:
-        """Keep each webhook within its cap of pending and failed deliveries (rows); the
-        ids in `claimed` (being attempted) are left pending."""
+    async def keep_within(self, caps: dict[str, int], default_cap: int, claimed: list[int],
+                          at_most: int | None = None) -> dict[str, ShareOutcome]:
+        """Keep each webhook within its cap of pending and failed deliveries (rows),
+        changing at most `at_most` rows of each; the ids in `claimed` (being attempted)
+        are left pending."""
         now = time.time()
-        return await self._write(
-            lambda connection: per_webhook.keep_within(connection, caps, default_cap, claimed, now)
-        )
+        return await self._write(lambda connection: per_webhook.keep_within(
+            connection, caps, default_cap, claimed, now, at_most))
 
     async def bytes_per_delivery(self) -> float:
         return await self._read(per_webhook.bytes_per_delivery)

@@ -15,7 +15,7 @@ OVER_SHARE: Final = "over the webhook's share of the spool: its oldest pending d
 
 
 def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_cap: int,
-                claimed: list[int], now: float) -> dict[str, ShareOutcome]:
+                claimed: list[int], now: float, at_most: int | None = None) -> dict[str, ShareOutcome]:
     """Each webhook's pending deliveries at most its cap (rows): past it, the oldest
     pending ones fail (kept, replayable); and its failed ones at most the same cap: past
     it, the oldest failed ones go (evicted)."""
@@ -32,6 +32,8 @@ def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_ca
         if waiting <= cap and kept <= cap:
             continue
         to_fail = max(0, waiting - cap)
+        if at_most is not None:  # a commit short enough not to hold intake up
+            to_fail = min(to_fail, at_most)
         if to_fail:
             to_fail = connection.execute(
                 "UPDATE deliveries SET state = 'failed', updated_at = ?, last_error = ?"
@@ -40,6 +42,8 @@ def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_ca
                 (now, OVER_SHARE, webhook_id, json.dumps(claimed), to_fail),
             ).rowcount
         excess = kept + to_fail - cap
+        if at_most is not None:
+            excess = min(excess, at_most)
         evicted = 0
         if excess > 0:
             evicted = connection.execute(
@@ -55,9 +59,12 @@ def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_ca
 
 
 def bytes_per_delivery(connection: sqlite3.Connection) -> float:
-    """The spool's bytes in use per delivery row, events and indexes included: what a
-    webhook's share of `spool.max_bytes` is counted in."""
-    rows: int = connection.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0]
+    """What a kept delivery costs the spool, in bytes: what a webhook's share of
+    `spool.max_bytes` is counted in. A delivery can pin its event alone (the others'
+    deliveries of it delivered and gone), so each is counted as an event and its
+    delivery: the bytes in use per event, indexes and history included. Cautious where
+    events fan out to several webhooks."""
+    rows: int = connection.execute("SELECT COUNT(*) FROM events").fetchall()[0][0]
     return used_bytes(connection) / max(rows, 1)
 
 
