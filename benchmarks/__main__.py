@@ -23,8 +23,8 @@ from pathlib import Path
 
 from benchmarks.harness import Row, Scale, machine
 
-BENCHMARKS = ("intake", "delivery", "latency", "fanout", "match", "validate", "reload", "memory",
-              "sources")
+BENCHMARKS = ("intake", "delivery", "payload", "latency", "fanout", "match", "validate", "reload",
+              "memory", "sources")
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("benchmark", "figure", "limit (baseline)", "ratio", "goal", "met?")
 
