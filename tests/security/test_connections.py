@@ -9,6 +9,7 @@ spool and the deliveries with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -26,8 +27,24 @@ def _open_descriptors(pid: int) -> int:
 async def _half_open(socket_path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_unix_connection(str(socket_path))
     writer.write(b"POST /events HTTP/1.1\r\nHost: mailhooks\r\nContent-Ty")  # and then nothing
-    await writer.drain()
+    # Closed already (evicted to make room): as good as closed later.
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+        await writer.drain()
     return reader, writer
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    """Whether the daemon closed the connection (an unread head makes the close a reset)."""
+    if reader.at_eof():
+        return True
+    try:
+        async with asyncio.timeout(0.01):
+            await reader.read()
+    except TimeoutError:
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    return True
 
 
 async def test_half_open_connections_neither_lock_out_clients_nor_stay(daemon: DaemonProcess) -> None:
@@ -45,12 +62,8 @@ async def test_half_open_connections_neither_lock_out_clients_nor_stay(daemon: D
 
         async def all_closed() -> bool:
             for reader, _ in slow:
-                if not reader.at_eof():
-                    try:
-                        async with asyncio.timeout(0.01):
-                            await reader.read()
-                    except TimeoutError:
-                        return False
+                if not await _closed(reader):
+                    return False
             return True
 
         # Closed by the cap as newer ones came, or by the head deadline.
