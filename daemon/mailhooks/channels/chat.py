@@ -31,7 +31,7 @@ from yarl import URL
 
 from mailhooks import log
 from mailhooks.channels.base import ChannelKind, Message, Outcome, WebhookRef
-from mailhooks.channels.config import Batch, ChannelConfig
+from mailhooks.channels.config import Batch, ChannelConfig, TemplateField, origin
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import (
     MAX_RETRY_AFTER,
@@ -42,6 +42,7 @@ from mailhooks.channels.http import (
     status_text,
 )
 from mailhooks.secrets import Resolved
+from mailhooks.settings import Settings
 from mailhooks.templates import Mode, TemplateError, Where, compile_template, event_variables
 from mailhooks.templates.escaping import ESCAPES
 from mailhooks.text import one_line
@@ -194,12 +195,35 @@ def _body(lines: list[str], rest: int, markup: Markup) -> str:
 
 
 class ChatChannel(ChannelConfig):
-    """What every chat channel's config has: a batch goes as one digest message."""
+    """What every chat channel's config has: a batch goes as one digest message; one
+    field that is a secret as a whole (the webhook URL, the bot token); and its
+    service's API base URL in the daemon's config (for the destination grants see)."""
 
     batch: Batch | None = Field(default=None, description="Send a batch as one digest message.")
+    # The field holding the secret, and the daemon config's section naming the service.
+    reference_field: ClassVar[str] = "url"
+    service_section: ClassVar[str]
+    service_label: ClassVar[str]
+    mode: ClassVar[Mode]
 
     def batching(self) -> Batch | None:
         return self.batch
+
+    def secret_texts(self) -> list[str]:
+        return [str(getattr(self, self.reference_field))]
+
+    def endpoint(self) -> str:
+        return self.service_label
+
+    def destinations(self, settings: Settings) -> list[str]:
+        api_url: str | None = getattr(settings, self.service_section).api_url
+        return [origin(api_url)] if api_url else []
+
+    def text_fields(self, *fields: tuple[tuple[str | int, ...], str | None, int]) -> list[TemplateField]:
+        """TemplateFields for the texts that are set: (path below `channel`, the text, its
+        service's size)."""
+        return [TemplateField(("channel", *path), source, self.mode, max_chars=limit)
+                for path, source, limit in fields if source is not None]
 
 
 class UrlRefused(ValueError):

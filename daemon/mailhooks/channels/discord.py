@@ -17,7 +17,7 @@ reports for them. A 404 means the webhook was deleted: permanent, as every other
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from multidict import CIMultiDictProxy
 from pydantic import Field, field_validator
@@ -39,11 +39,11 @@ from mailhooks.channels.chat import (
     seconds,
     under,
 )
-from mailhooks.channels.config import SecretRef, StrictModel, TemplateField, origin
+from mailhooks.channels.config import SecretRef, StrictModel, TemplateField
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer
 from mailhooks.secrets import Resolved
-from mailhooks.settings import Settings
+from mailhooks.templates import Mode
 
 # https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params
 # and https://discord.com/developers/docs/resources/message#embed-object-embed-limits
@@ -107,27 +107,17 @@ class DiscordChannel(ChatChannel):
             raise ValueError("Discord refuses a webhook name containing 'discord' or 'clyde'")
         return value
 
-    def secret_texts(self) -> list[str]:
-        return [self.url]
-
-    def endpoint(self) -> str:
-        return "Discord webhook"
+    service_section: ClassVar[str] = "discord"
+    service_label: ClassVar[str] = "Discord webhook"
+    mode: ClassVar[Mode] = "discord"
 
     def templates(self) -> list[TemplateField]:
-        fields = []
-        if self.content is not None:
-            fields.append(TemplateField(("channel", "content"), self.content, "discord",
-                                        max_chars=MAX_CONTENT))
-        if self.embed is not None and self.embed.title is not None:
-            fields.append(TemplateField(("channel", "embed", "title"), self.embed.title, "discord",
-                                        max_chars=MAX_EMBED_TITLE))
-        if self.embed is not None:
-            fields.append(TemplateField(("channel", "embed", "description"), self.embed.description,
-                                        "discord", max_chars=MAX_EMBED_DESCRIPTION))
-        return fields
-
-    def destinations(self, settings: Settings) -> list[str]:
-        return [origin(settings.discord.api_url)]
+        embed = self.embed
+        return self.text_fields(
+            (("content",), self.content, MAX_CONTENT),
+            (("embed", "title"), embed.title if embed else None, MAX_EMBED_TITLE),
+            (("embed", "description"), embed.description if embed else None, MAX_EMBED_DESCRIPTION),
+        )
 
 
 def window(headers: CIMultiDictProxy[str]) -> float | None:

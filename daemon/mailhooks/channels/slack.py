@@ -11,7 +11,7 @@ unfurled: a preview would fetch a click-tracking link and count a click nobody m
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field
 
@@ -28,12 +28,11 @@ from mailhooks.channels.chat import (
     hashed,
     under,
 )
-from mailhooks.channels.config import SecretRef, TemplateField, origin
+from mailhooks.channels.config import SecretRef, TemplateField
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer
 from mailhooks.secrets import Resolved
-from mailhooks.settings import Settings
-from mailhooks.templates import PayloadTemplate, TemplateError, Where, compile_payload, event_variables
+from mailhooks.templates import Mode, PayloadTemplate, TemplateError, Where, compile_payload, event_variables
 
 # "For best results, limit the number of characters in the text field to 4,000
 # characters" (https://api.slack.com/methods/chat.postMessage#truncating).
@@ -71,23 +70,16 @@ class SlackChannel(ChatChannel):
         "notification's text. Not sent with a digest.",
     )
 
-    def secret_texts(self) -> list[str]:
-        return [self.url]
-
-    def endpoint(self) -> str:
-        return "Slack webhook"
+    service_section: ClassVar[str] = "slack"
+    service_label: ClassVar[str] = "Slack webhook"
+    mode: ClassVar[Mode] = "slack"
 
     def templates(self) -> list[TemplateField]:
-        fields = []
-        if self.text is not None:
-            fields.append(TemplateField(("channel", "text"), self.text, "slack", max_chars=MAX_TEXT))
+        fields = self.text_fields((("text",), self.text, MAX_TEXT))
         if self.blocks is not None:
             # A payload is a mapping: the blocks are compiled as {"blocks": […]} at `channel`.
             fields.append(TemplateField(("channel",), {"blocks": self.blocks}, "slack", payload=True))
         return fields
-
-    def destinations(self, settings: Settings) -> list[str]:
-        return [origin(settings.slack.api_url)]
 
 
 class SlackSender(ChatSender):

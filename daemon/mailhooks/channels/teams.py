@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field
 from yarl import URL
@@ -39,12 +39,13 @@ from mailhooks.channels.chat import (
     parsed,
     under,
 )
-from mailhooks.channels.config import SecretRef, TemplateField, origin
+from mailhooks.channels.config import SecretRef, TemplateField
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer
 from mailhooks.documents.positions import SchemaProblem
 from mailhooks.secrets import Resolved, is_reference
 from mailhooks.settings import Settings
+from mailhooks.templates import Mode
 
 # "The message size limit is 28 KB" (add-incoming-webhook.md); Workflows adds to what we
 # send, so the JSON body is kept to 24 KiB.
@@ -103,25 +104,15 @@ class TeamsChannel(ChatChannel):
         "A default when absent.",
     )
 
-    def secret_texts(self) -> list[str]:
-        return [self.url]
-
-    def endpoint(self) -> str:
-        return "Teams workflow"
+    # Workflows hosts vary by tenant: no origin unless teams.api_url names one (the sender
+    # refuses any host that is not a Workflows one).
+    service_section: ClassVar[str] = "teams"
+    service_label: ClassVar[str] = "Teams workflow"
+    mode: ClassVar[Mode] = "teams"
 
     def templates(self) -> list[TemplateField]:
-        fields = []
-        if self.title is not None:
-            fields.append(TemplateField(("channel", "title"), self.title, "teams",
-                                        max_chars=MAX_TITLE_BYTES))
-        if self.text is not None:
-            fields.append(TemplateField(("channel", "text"), self.text, "teams",
-                                        max_chars=MAX_TEXT_CHARS))
-        return fields
-
-    def destinations(self, settings: Settings) -> list[str]:
-        # Workflows hosts vary by tenant; the sender refuses any other host.
-        return [origin(settings.teams.api_url)] if settings.teams.api_url else []
+        return self.text_fields((("title",), self.title, MAX_TITLE_BYTES),
+                                (("text",), self.text, MAX_TEXT_CHARS))
 
 
 def check(channel: dict[str, Any], options: CheckOptions) -> Iterator[SchemaProblem]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field
 
@@ -38,11 +38,10 @@ from mailhooks.channels.chat import (
     parsed,
     seconds,
 )
-from mailhooks.channels.config import SecretRef, TemplateField, origin
+from mailhooks.channels.config import SecretRef, TemplateField
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer
 from mailhooks.secrets import Resolved
-from mailhooks.settings import Settings
 from mailhooks.templates import Mode
 
 MAX_TEXT: Final = 4096
@@ -166,8 +165,9 @@ class TelegramChannel(ChatChannel):
     )
     disable_notification: bool = Field(default=False, description="Deliver silently.")
 
-    def secret_texts(self) -> list[str]:
-        return [self.bot_token]
+    reference_field: ClassVar[str] = "bot_token"
+    service_section: ClassVar[str] = "telegram"
+    service_label: ClassVar[str] = "Telegram chat"
 
     def endpoint(self) -> str:
         return f"Telegram chat {self.chat_id}"
@@ -176,9 +176,6 @@ class TelegramChannel(ChatChannel):
         if self.text is None:
             return []
         return [TemplateField(("channel", "text"), self.text, MODES[self.parse_mode], max_chars=MAX_TEXT)]
-
-    def destinations(self, settings: Settings) -> list[str]:
-        return [origin(settings.telegram.api_url)]
 
 
 class TelegramSender(ChatSender):
