@@ -216,13 +216,15 @@ class HttpSender:
 
     # -- shared --------------------------------------------------------------------------
 
-    def prepare(self, message: Message) -> Prepared | Outcome:
-        """The request `send` would make for `message`, without sending it; an Outcome
-        when nothing would be sent (a refusal, a template that fails)."""
+    def request(self, message: Message) -> Request | Outcome:
+        """The request of `message`, or the Outcome that says why nothing goes (a
+        refusal, a template that fails)."""
         refused = self.refuse()
-        if refused is not None:
-            return refused
-        built = self.build(message)
+        return refused if refused is not None else self.build(message)
+
+    def prepare(self, message: Message) -> Prepared | Outcome:
+        """The request `send` would make for `message`, without sending it, as bytes."""
+        built = self.request(message)
         if isinstance(built, Outcome):
             return built
         headers: CIMultiDict[str] = CIMultiDict(built.headers or {})
@@ -260,10 +262,7 @@ class HttpSender:
         def elapsed() -> float:
             return round((time.perf_counter() - started) * 1000, 3)
 
-        refused = self.refuse()
-        if refused is not None:
-            return refused
-        built = self.build(message)
+        built = self.request(message)
         if isinstance(built, Outcome):
             return built
         status: int | None = None
