@@ -132,10 +132,15 @@ async def test_postfix_without_follow_reads_what_is_there_and_the_next_run_what_
     assert delivered_to(receiver)["r2@example.org"] == "m2@example.net"  # joined across the runs
 
 
+# journalctl -o json as the ingester runs it, over a file of entries: --after-cursor,
+# --lines=1, --follow (polling the file); no file is journalctl's answer to a unit pattern
+# that matches nothing yet.
 FAKE_JOURNALCTL = '''
-import json, sys, time
-entries = [json.loads(line) for line in open(sys.argv[1])]
-args = sys.argv[2:]
+import json, os, sys, time
+path, args = sys.argv[1], sys.argv[2:]
+if not os.path.exists(path):
+    sys.exit("Failed to add filter for units: No data available")
+entries = [json.loads(line) for line in open(path)]
 after = next((a.split("=", 1)[1] for a in args if a.startswith("--after-cursor=")), None)
 if after is not None:
     entries = entries[[e["__CURSOR"] for e in entries].index(after) + 1:]
@@ -143,7 +148,24 @@ elif "--lines=1" in args:
     entries = entries[-1:]
 for entry in entries:
     print(json.dumps(entry), flush=True)
+seen = sum(1 for _ in open(path))
+while "--follow" in args:
+    lines = open(path).read().splitlines()
+    for line in lines[seen:]:
+        print(line, flush=True)
+    seen = len(lines)
+    time.sleep(0.05)
 '''
+
+
+def fake_journalctl(root: Path, journal: Path) -> dict[str, str]:
+    """The environment in which `journalctl` is the fake, reading `journal`."""
+    (root / "bin").mkdir(exist_ok=True)
+    (root / "fake.py").write_text(FAKE_JOURNALCTL)
+    fake = root / "bin" / "journalctl"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {root / 'fake.py'} {journal} \"$@\"\n")
+    fake.chmod(0o755)
+    return {"PATH": f"{root / 'bin'}:/usr/bin:/bin"}
 
 
 def journal_entries(path: Path, first: int, last: int) -> None:
@@ -164,14 +186,9 @@ async def test_postfix_from_the_journal_resumes_after_its_cursor(
 ) -> None:
     daemon.add_webhook("all", receiver.url)
     await daemon.start()
-    journal, bin_dir = short_tmp / "journal.jsonl", short_tmp / "bin"
+    journal = short_tmp / "journal.jsonl"
     journal_entries(journal, 1, 3)
-    bin_dir.mkdir()
-    (short_tmp / "fake.py").write_text(FAKE_JOURNALCTL)
-    fake = bin_dir / "journalctl"
-    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {short_tmp / 'fake.py'} {journal} \"$@\"\n")
-    fake.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    env = fake_journalctl(short_tmp, journal)
     args = ("ingest", "postfix", "--state-dir", str(short_tmp / "st"), "--socket", str(daemon.socket))
     code, _, err = await run_cli(*args, "--start", "beginning", env=env)
     assert code == 0 and "2 event(s) sent" in err, err
@@ -189,3 +206,24 @@ async def test_a_log_file_that_cannot_be_read_is_exit_2_in_one_line(short_tmp: P
                                    str(short_tmp / "st"), "--socket", str(short_tmp / "s.sock"))
     assert (code, out) == (2, "")
     assert err == f"mailhooks ingest: cannot read {short_tmp / 'none.log'}: no such file\n"
+
+
+async def test_following_the_journal_waits_for_postfix_to_log_at_all(
+    daemon: DaemonProcess, receiver: Receiver, short_tmp: Path
+) -> None:
+    daemon.add_webhook("all", receiver.url)
+    await daemon.start()
+    journal = short_tmp / "journal.jsonl"
+    args = ("postfix", "--follow", "--start", "beginning", "--state-dir", str(short_tmp / "st"),
+            "--socket", str(daemon.socket))
+    ingester = await Ingester(*args, env=fake_journalctl(short_tmp, journal)).start()
+    try:
+        await wait_until(lambda: ingester.said("No data available"), what="journalctl's failure said")
+        journal_entries(journal, 1, 2)
+        await wait_until(lambda: len(delivered_to(receiver)) == 1, what="the first message")
+        journal_entries(journal, 2, 3)
+        await wait_until(lambda: len(delivered_to(receiver)) == 2, what="a message logged while followed")
+        assert await ingester.stop() == 0
+    finally:
+        await ingester.kill()
+    assert len([line for line in ingester.stderr if "No data available" in line]) == 1

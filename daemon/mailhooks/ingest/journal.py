@@ -59,12 +59,25 @@ class JournalFollower:
         return argv
 
     async def chunks(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The entries, a list at a time. Following, a journalctl that fails (no unit has
+        matched `unit` yet, on a host where Postfix never logged) or ends is started again
+        every few seconds, the failure said once; otherwise it is a JournalError."""
+        said = None
         while True:
-            async for entries in self._run_once():
-                yield entries
-            if not self.follow:
-                return
-            self.log(f"journalctl ended; starting it again in {RESTART_SECONDS:.0f} s")
+            try:
+                async for entries in self._run_once():
+                    said = None
+                    yield entries
+            except JournalError as error:
+                if not self.follow:
+                    raise
+                if str(error) != said:
+                    said = str(error)
+                    self.log(f"{error}; trying again every {RESTART_SECONDS:.0f} s")
+            else:
+                if not self.follow:
+                    return
+                self.log(f"journalctl ended; starting it again in {RESTART_SECONDS:.0f} s")
             await asyncio.sleep(RESTART_SECONDS)
 
     async def _run_once(self) -> AsyncIterator[list[dict[str, Any]]]:
