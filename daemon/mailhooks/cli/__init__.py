@@ -17,7 +17,7 @@ from mailhooks.text import visible
 # One module per command, in the order `mailhooks --help` lists them.
 COMMANDS = (
     "validate", "listing", "explain", "diff", "new", "toggle", "edit", "delete",
-    "serve", "send", "ingest", "status", "deliveries", "test_command", "preview", "resume",
+    "serve", "send", "ingest", "status", "deliveries", "test_command", "preview", "listen", "resume",
 )
 
 
