@@ -22,8 +22,8 @@ from mailhooks.channels.registry import build_sender
 from mailhooks.config_file import load_settings
 from mailhooks.documents.yaml import decode, parse
 from mailhooks.secrets import Resolved, references
-from mailhooks.settings import Settings
-from mailhooks.webhooks.load import load_webhooks
+from mailhooks.settings import Grant, Settings
+from mailhooks.webhooks.load import LoadResult, load_webhooks
 
 from .conftest import REPO
 
@@ -113,6 +113,10 @@ def test_the_bundled_webhooks_go_live_with_the_shipped_config_and_demo_credentia
     settings = load_settings(REPO / "systemd" / "mailhooks.yaml")
     result = load_webhooks(REPO / "webhooks.d", settings)
     assert result.problems == []
+    _builds_senders_with_demo_credentials(result, settings)
+
+
+def _builds_senders_with_demo_credentials(result: LoadResult, settings: Settings) -> None:
     function, names = _demo_credentials()
     values = {"${env:CRM_API_KEY}": "demo-api-key"}
     for loaded in result.webhooks.values():
@@ -127,3 +131,48 @@ def test_the_bundled_webhooks_go_live_with_the_shipped_config_and_demo_credentia
     for identifier, loaded in result.webhooks.items():
         build_sender(WebhookRef(identifier, loaded.webhook.name), loaded.webhook.channel,
                      Resolved(values), context)
+
+
+def _demo_directory(into: Path) -> Path:
+    """The webhooks directory `scripts/serve` makes: a link to each entry of webhooks.d/,
+    and demo/ to scripts/demo/."""
+    for entry in (REPO / "webhooks.d").iterdir():
+        if not entry.name.startswith("."):
+            (into / entry.name).symlink_to(entry)
+    (into / "demo").symlink_to(REPO / "scripts" / "demo")
+    return into
+
+
+def test_the_demo_runs_every_example_and_the_demo_webhook(tmp_path: Path) -> None:
+    """Under scripts/demo.yaml, what scripts/serve loads is every example with its own id,
+    and demo/listen, which is kept out of webhooks.d/: its plain-http loopback URL is valid
+    only where the config allows it."""
+    settings = load_settings(REPO / "scripts" / "demo.yaml")
+    result = load_webhooks(_demo_directory(tmp_path), settings)
+    assert result.problems == []
+    examples = load_webhooks(REPO / "webhooks.d", Settings()).webhooks
+    assert sorted(result.webhooks) == sorted([*examples, "demo/listen"])
+    _builds_senders_with_demo_credentials(result, settings)
+
+
+def test_the_demo_grants_what_the_shipped_config_does_and_its_own() -> None:
+    demo = load_settings(REPO / "scripts" / "demo.yaml").secrets.grants
+    shipped = load_settings(REPO / "systemd" / "mailhooks.yaml").secrets.grants
+    assert demo is not None and shipped is not None
+    assert demo[0] == Grant(secrets=["${credential:demo-signing-secret}"], webhooks=["demo/listen"],
+                            destinations=["http://127.0.0.1:8426"])
+    assert demo[1:] == shipped, (
+        "scripts/demo.yaml's grants, after the demo's own, are systemd/mailhooks.yaml's: copy them"
+    )
+
+
+def test_the_demo_webhook_posts_where_scripts_serve_listens() -> None:
+    from mailhooks.cli.listen import DEFAULT_PORT
+
+    schema = json.loads((REPO / "schema" / "webhook.schema.json").read_text(encoding="utf-8"))
+    webhook = parse(decode((REPO / "scripts" / "demo" / "listen.yaml").read_bytes())).data
+    jsonschema.Draft202012Validator(schema).validate(webhook)
+    assert webhook["channel"]["url"] == f"http://127.0.0.1:{DEFAULT_PORT}/mailhooks"
+    assert webhook["channel"]["secret"] == "${credential:demo-signing-secret}"
+    script = (REPO / "scripts" / "serve").read_text(encoding="utf-8")
+    assert f"mailhooks listen --port {DEFAULT_PORT} --secret '${{credential:demo-signing-secret}}'" in script
