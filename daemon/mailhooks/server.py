@@ -123,22 +123,28 @@ async def post_kumomta(service: Service, request: web.BaseRequest) -> web.Respon
     skipped, so the hook never retries them forever."""
     if service.stopping:
         return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
-    if request.content_type not in JSON_TYPES:
-        return _error(415, "send KumoMTA's log records as application/json")
+    refused = json_body_type(request)
+    if refused is not None:
+        service.metrics.events_rejected.labels("media_type").inc()
+        return refused
     body = await read_body(service, request)
     if isinstance(body, web.Response):
         return body
+    limit = service.settings.limits.max_batch_events
     try:
-        parsed = kumomta.parse_body(body)
+        # KumoMTA posts an object or an array; a log shipper, one record per line.
+        records = (kumomta.parse_lines(body, limit) if request.content_type in NDJSON_TYPES
+                   else kumomta.parse_body(body, limit))
+    except kumomta.TooMany as error:
+        service.metrics.events_rejected.labels("too_many").inc()
+        return _error(413, f"too many records: {error.count}, at most {limit} per request")
     except ValueError as error:
+        service.metrics.events_rejected.labels("invalid").inc()
         return _error(400, str(error))
-    events, skipped = validated(parsed)
+    events, skipped = validated(records)
     service.note_skipped("kumomta", skipped)
     if not events:
         return _json({"accepted": 0, "duplicates": 0, "skipped": len(skipped)}, status=202)
-    if len(events) > service.settings.limits.max_batch_events:
-        return _error(413, f"too many events: {len(events)}, at most "
-                           f"{service.settings.limits.max_batch_events} per request")
     return await spool_events(service, events)
 
 

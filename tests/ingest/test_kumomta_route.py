@@ -77,6 +77,32 @@ async def test_what_is_no_log_record_is_refused_with_a_4xx(
     assert (await running.request("GET", "/healthz"))[0] == 200
 
 
+async def test_one_record_a_line_too(running: DaemonProcess, receiver: Receiver) -> None:
+    """A log shipper posts NDJSON: each line a record; a line that is no JSON is skipped."""
+    lines = b"\n".join(json.dumps(record).encode() for record in json.loads(BATCH)) + b"\nnot json\n"
+    status, answer = await running.request("POST", "/sources/kumomta", data=lines,
+                                           content_type="application/x-ndjson")
+    assert status == 202, answer
+    expected = json.loads((FIXTURES / "batch.expected.json").read_text())["events"]
+    assert answer["accepted"] == len(expected)
+    await wait_until(lambda: len(receiver.events()) == len(expected), what="the lines' events")
+
+
+async def test_more_records_than_a_request_may_carry_are_a_413_before_any_work(
+    daemon: DaemonProcess,
+) -> None:
+    daemon.config["limits"] = {"max_batch_events": 10}
+    await daemon.start()
+    record = json.loads(BATCH)[0]
+    status, answer = await daemon.request("POST", "/sources/kumomta", [record] * 11)
+    assert status == 413 and "at most 10" in answer["error"], answer
+    status, _ = await daemon.request("POST", "/sources/kumomta", data=b"{}", content_type="text/plain")
+    assert status == 415
+    _, metrics = await daemon.request("GET", "/metrics")
+    assert 'mailhooks_events_rejected_total{reason="too_many"} 1.0' in metrics
+    assert 'mailhooks_events_rejected_total{reason="media_type"} 1.0' in metrics
+
+
 async def test_hostile_records_inside_an_array_are_skipped_not_a_crash(running: DaemonProcess) -> None:
     hostile = [{"type": "Delivery", "id": "x" * 100_000, "recipient": "a@b.c"},
                {"type": "Bounce", "id": "m1", "recipient": ["a@b.c"] * 5000, "response": {"code": "550"}},
