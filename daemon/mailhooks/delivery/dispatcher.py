@@ -51,6 +51,9 @@ class Dispatcher:
         """Resume a webhook the daemon paused; False when it was not paused."""
         if not self.health.resume(webhook_id, reason):
             return False
+        lane = self.lanes.get(webhook_id)
+        if lane is not None and lane.breaker.is_open:
+            lane.breaker.open_until = 0.0  # an operator said "try now": the probe goes now
         self.wake([webhook_id])
         return True
 
