@@ -128,6 +128,27 @@ def test_fields_that_do_not_identify_a_record_leave_its_id_alone() -> None:
     assert again == original
 
 
+def test_metadata_is_what_a_receiver_uses_not_the_transport() -> None:
+    record = base_record(provider_name="Google", bounce_classification="SpamBlock", type="Bounce")
+    [event] = kumomta.parse_records(record).events
+    assert event["metadata"] == {
+        "type": "Bounce", "id": "1d98076abbbc11ed940250ebf67f93bd", "queue": "spring-sale:acme@example.org",
+        "num_attempts": 0, "egress_pool": "pool0", "egress_source": "source2",
+        "bounce_classification": "SpamBlock", "meta.campaign": "spring-sale", "meta.tenant": "acme",
+        "meta.customer_id": 4242, "headers.Subject": "Spring sale",
+    }
+
+
+def test_the_transport_fields_leave_the_id_alone() -> None:
+    original = kumomta.parse_records(base_record()).events[0]["event_id"]
+    again = kumomta.parse_records(base_record(
+        site="elsewhere", size=1, peer_address={"name": "mx2.example.net.", "addr": "192.0.2.99"},
+        tls_cipher="none", delivery_protocol="LMTP",
+        response={**base_record()["response"], "command": "DATA"},
+    )).events[0]["event_id"]
+    assert again == original
+
+
 @pytest.mark.parametrize(
     ("classification", "response_class", "bounce_type"),
     [
@@ -157,7 +178,7 @@ def test_huge_strings_are_cut_or_dropped_never_passed_on() -> None:
     huge = "x" * 1_000_000
     record = base_record(
         response={"code": 550, "enhanced_code": {"class": 5, "subject": 1, "detail": 1}, "content": huge},
-        queue=f"{huge}:{huge}@example.org", nodeid=huge, site=huge,
+        queue=f"{huge}:{huge}@example.org", nodeid=huge, egress_pool=huge,
         headers={"Message-ID": huge, huge: "value"}, meta={f"k{index}": index for index in range(500)},
         source_address={"address": huge},
     )
@@ -168,7 +189,7 @@ def test_huge_strings_are_cut_or_dropped_never_passed_on() -> None:
     for field in ("campaign_id", "bridge", "sending_node", "dedicated_ip"):
         assert field not in event
     assert len(event["metadata"]) == 50
-    assert len(event["metadata"]["site"]) == 1000
+    assert len(event["metadata"]["egress_pool"]) == 1000
 
 
 def test_a_huge_recipient_or_id_skips_the_record() -> None:

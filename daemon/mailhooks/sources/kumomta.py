@@ -38,6 +38,16 @@ bounce_type of `bounced` events (the classification itself goes to metadata):
 `soft` for blocks and policy: the address may well be good, the sender or the message was
 refused, so a receiver must not suppress it; `hard` when unclassified, because KumoMTA gave
 up on the address for good.
+
+`metadata` carries what identifies and explains the message to a webhook's receiver: the
+record's `type` and `id` (KumoMTA's spool id), `queue`, `num_attempts`, `egress_pool`,
+`egress_source`, `bounce_classification`, a Feedback's `feedback_report.user_agent` and
+`feedback_report.source_ip`, and the `meta.*` values and `headers.*` the hook was told to
+log. The transport's fields (`site`, `size`, `delivery_protocol`, `reception_protocol`,
+`tls_*`, `provider_name`, `session_id`, `peer_address.*`, `source_address.protocol`,
+`response.command`) are left out: every byte of an event is spooled, and sent to each
+webhook it matches. The event id is derived from what identifies the record (`type`, `id`,
+the recipient, `timestamp`, `num_attempts`, the response, `session_id`), never metadata.
 """
 
 from __future__ import annotations
@@ -78,12 +88,11 @@ SOFT_CLASSES: Final = frozenset({
     "VirusRelated", "AuthenticationFailed",
 })
 
-# Record fields passed on as metadata under their own names (besides a few nested ones).
-METADATA_FIELDS: Final = (
-    "type", "id", "queue", "site", "size", "num_attempts", "egress_pool", "egress_source",
-    "delivery_protocol", "reception_protocol", "tls_cipher", "tls_protocol_version",
-    "provider_name", "session_id",
-)
+# Record fields passed on as metadata under their own names, in this order; then
+# `bounce_classification`, a Feedback's `feedback_report.*` and the logged `meta.*` and
+# `headers.*`. The module docstring says why these and no others.
+METADATA_FIELDS: Final = ("type", "id", "queue", "num_attempts", "egress_pool", "egress_source")
+FEEDBACK_METADATA: Final = ("user_agent", "source_ip")
 
 TYPE_NAME: Final = re.compile(r"[A-Za-z]{1,40}")
 JSON_TYPES: Final[dict[type, str]] = {
@@ -210,7 +219,7 @@ def _common_fields(record: dict[str, Any], kind: str, event: str) -> dict[str, A
         "smtp_code": _smtp_code(response.get("code")),
         "dsn_status": _dsn_status(response.get("enhanced_code")),
         "diagnostic": f.text(response.get("content"), MAX_DIAGNOSTIC),
-        "metadata": _metadata(record, classification),
+        "metadata": _metadata(record, kind, classification),
     }
     # An OOB or Feedback record's queue is that of the incoming report, not the campaign's.
     if kind not in ("OOB", "Feedback"):
@@ -300,20 +309,14 @@ def _bounce_type(kind: str, classification: str | None, response: dict[str, Any]
     return f.bounce_type(status, _smtp_code(response.get("code")))
 
 
-def _metadata(record: dict[str, Any], classification: str | None) -> dict[str, Any] | None:
-    """What else the record says, under its own field names, bounded like Event.metadata."""
-    response = _object(record.get("response"))
-    peer = _object(record.get("peer_address"))
-    source = _object(record.get("source_address"))
-    report = _object(record.get("feedback_report"))
+def _metadata(record: dict[str, Any], kind: str, classification: str | None) -> dict[str, Any] | None:
+    """What a receiver uses beyond the event's own fields (the module docstring), under the
+    record's names, bounded like Event.metadata."""
     items: list[tuple[str, object]] = [(name, record.get(name)) for name in METADATA_FIELDS]
-    items += [
-        ("bounce_classification", classification), ("source_address.protocol", source.get("protocol")),
-        ("peer_address.name", peer.get("name")), ("peer_address.addr", peer.get("addr")),
-        ("response.command", response.get("command")),
-        ("feedback_report.user_agent", report.get("user_agent")),
-        ("feedback_report.source_ip", report.get("source_ip")),
-    ]
+    items.append(("bounce_classification", classification))
+    if kind == "Feedback":
+        report = _object(record.get("feedback_report"))
+        items += [(f"feedback_report.{name}", report.get(name)) for name in FEEDBACK_METADATA]
     # The meta values and headers the operator chose to log, as far as they are scalars
     # (Message-ID is the event's message_id already).
     for prefix in ("meta", "headers"):
