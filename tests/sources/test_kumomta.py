@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailhooks.events import Event
-from mailhooks.sources import kumomta
+from mailhooks.sources import fields, kumomta
 from mailhooks.sources.records import Parsed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kumomta"
@@ -292,3 +292,52 @@ def test_any_body_parses_or_raises_value_error(body: bytes) -> None:
         assert ONE_LINE.fullmatch(str(error))
     else:
         assert_well_formed(parsed)
+
+
+TRICKY_STRINGS = st.text() | st.sampled_from([
+    " a@b.example ", "<a@b.example>", "a  b", "a\tb", " ", "", "\ud800@b.example", "a\u2028b", "x" * 200,
+    "x" * 201, "y" * 1000, "y" * 1001, "z" * 2000, "z" * 2001, "\x85", "é" * 999 + " ",
+])
+
+
+def careful_address(value: object) -> str | None:
+    """`fields.address` the long way, as it was before its short path for a bare address."""
+    found = fields.text(value, fields.MAX_EMAIL + 2)
+    if found is None:
+        return None
+    if found.startswith("<") and found.endswith(">"):
+        found = found[1:-1].strip()
+    return found if 3 <= len(found) <= fields.MAX_EMAIL and fields.EMAIL.fullmatch(found) else None
+
+
+@PROPERTY_SETTINGS
+@given(TRICKY_STRINGS | JSON_VALUES, st.sampled_from([40, 100, 200, 1000, 2000]))
+def test_the_short_paths_for_usual_values_give_what_the_long_ones_give(value: Any, limit: int) -> None:
+    """The parser leans on the `fields` helpers' short paths (a printable string within its
+    bound is taken as it is): they must give what cleaning the value would."""
+    assert fields.address(value) == careful_address(value)
+    if isinstance(value, str):
+        assert fields.text(value, limit) == (fields.one_line(value, limit) or None)
+        assert fields.metadata_value(value) == (fields.one_line(value, fields.MAX_METADATA_TEXT) or None)
+
+
+RECORD_VALUES = TRICKY_STRINGS | JSON_VALUES | st.sampled_from([
+    250, 450, 550, 199, 600, True, 2.0, 2**70, [], {}, ["a@b.example", "<c@d.example>"],
+    {"class": 4, "subject": 2, "detail": 2}, {"class": 5, "subject": 1000, "detail": 0},
+    {"address": "192.0.2.1:25"}, {"address": "[::]:0"}, {"Message-ID": "<m@x>", "message-id": "<n@x>"},
+])
+
+
+@PROPERTY_SETTINGS
+@given(st.sampled_from(["delivery", "bounce-spam-block", "feedback", "oob"]),
+       st.dictionaries(st.sampled_from(RECORD_FIELDS), RECORD_VALUES, max_size=4),
+       st.dictionaries(st.sampled_from(["code", "enhanced_code", "content"]), RECORD_VALUES, max_size=2))
+def test_a_usual_record_with_odd_values_gives_valid_events_or_skips(
+    case: str, changes: dict[str, Any], response_changes: dict[str, Any]
+) -> None:
+    records = json.loads((FIXTURES / f"{case}.json").read_text("utf-8"))
+    for record in records if isinstance(records, list) else [records]:
+        record.update(changes)
+        if isinstance(record.get("response"), dict):
+            record["response"].update(response_changes)
+        assert_well_formed(kumomta.parse_records(record))

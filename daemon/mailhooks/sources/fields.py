@@ -68,6 +68,8 @@ def folded(value: str, limit: int) -> str:
 
 def text(value: object, limit: int) -> str | None:
     """A string as `one_line`, or None when empty or no string."""
+    if type(value) is str and len(value) <= limit and value.isprintable():  # most values
+        return value.strip() or None
     return (one_line(value, limit) or None) if isinstance(value, str) else None
 
 
@@ -90,6 +92,9 @@ def identifier(value: object, limit: int) -> str | None:
 
 def address(value: object) -> str | None:
     """An address as Event.email takes it (angle brackets dropped), or None."""
+    if (type(value) is str and 3 <= len(value) <= MAX_EMAIL and value[0] != "<" and value.isprintable()
+            and EMAIL.fullmatch(value)):
+        return value  # most values: a bare address already
     found = text(value, MAX_EMAIL + 2)
     if found is None:
         return None
@@ -195,6 +200,8 @@ def unix_time(value: object) -> datetime | None:
 
 def metadata_value(value: object) -> str | int | float | bool | None:
     """A value Event.metadata takes: a bounded scalar, or None."""
+    if type(value) is str and len(value) <= MAX_METADATA_TEXT and value.isprintable():
+        return value.strip() or None  # most values: nothing to clean
     if isinstance(value, str):
         return one_line(value, MAX_METADATA_TEXT) or None
     if isinstance(value, bool):
