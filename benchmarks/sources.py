@@ -1,9 +1,20 @@
 """Sources: records/s from each mail server's format into a running daemon.
 
 - KumoMTA: `POST /sources/kumomta`, arrays of 100 Delivery records (about 1 KB each),
-  16 keep-alive clients, against plain NDJSON intake (100 events/POST, 16 clients, each
-  event with an event_id of its own, as every record's is), in alternating rounds on the
-  same daemon. The goal: within 0.8× of NDJSON.
+  16 keep-alive clients, against NDJSON intake (100 events/POST, 16 clients) of the very
+  events the route makes of the same records (`loadgen --kumomta-events`), in alternating
+  rounds on the same daemon. The goal: within 0.8× of NDJSON.
+
+  Both sides spool the same events, of the same size (about 700 bytes) and with the same
+  ids (`kumomta:` and 128 bits of a hash), so the ratio measures what the route adds:
+  decoding the records, mapping them, validating the events from Python objects rather
+  than from JSON. The spool's cost grows with an event's size and, much more, with ids in
+  no order (each insert lands on a page of its own of the `event_id` index): the earlier
+  baseline, the intake benchmark's 300-byte events numbered in order, counted against the
+  route a spooling cost that NDJSON of the same events pays as well. The spool also slows
+  as it fills, fast at first (its index outgrows the caches): a round of each side into
+  the new spool is not counted, and the side that goes first alternates from round to
+  round.
 - PowerMTA, Postfix: `mailhooks ingest pmta` fed an accounting file on stdin, and
   `mailhooks ingest postfix --file` a log of delivered messages (four lines each), as
   processes of their own, on a daemon of their own: lines/s from the start of the process
@@ -100,17 +111,22 @@ async def run(scale: Scale) -> list[Row]:
         hook = web_webhook(void, timeout=300, retry_schedule=[3600])
         async with running_daemon(root / "d1", webhooks={"void": hook}) as daemon:
             reports: dict[str, list[dict[str, Any]]] = {"kumomta": [], "ndjson": []}
+            sides = {"ndjson": ("--kumomta-events", "nd"), "kumomta": ("--kumomta", "k")}
+            # The spool slows as it grows, fast at first: a round of each into it while it is
+            # new is not counted, and the side that goes first alternates from round to round.
+            for option, prefix in sides.values():
+                await post_load(daemon.socket, seconds, 16, 100, daemon.pid, option, "--ids", f"w{prefix}-")
             for number in range(rounds):
-                reports["ndjson"].append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid,
-                                                         "--ids", f"nd{number}-"))
-                reports["kumomta"].append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid,
-                                                          "--kumomta", "--ids", f"k{number}-"))
+                for side in ("ndjson", "kumomta") if number % 2 == 0 else ("kumomta", "ndjson"):
+                    option, prefix = sides[side]
+                    reports[side].append(await post_load(daemon.socket, seconds, 16, 100, daemon.pid,
+                                                         option, "--ids", f"{prefix}{number}-"))
             kumomta = Paired([r["events_per_s"] for r in reports["kumomta"]],
                              [r["events_per_s"] for r in reports["ndjson"]])
             rows.append(Row(
                 "sources: KumoMTA route, 100 records/POST", rate_text(kumomta.figure, "records/s"),
-                f"NDJSON intake {rate_text(kumomta.limit)}", ratio_text(kumomta.ratio), "≥ 0.80× NDJSON",
-                kumomta.ratio >= 0.8, {**kumomta.as_json(), **reports},
+                f"NDJSON of its events {rate_text(kumomta.limit)}", ratio_text(kumomta.ratio),
+                "≥ 0.80× NDJSON", kumomta.ratio >= 0.8, {**kumomta.as_json(), **reports},
             ))
             ndjson = kumomta.limit
 
@@ -122,7 +138,8 @@ async def run(scale: Scale) -> list[Row]:
             rows.append(Row(
                 f"sources: ingest pmta, {pmta_lines:,} lines on stdin",
                 rate_text(pmta_lines / elapsed, "lines/s"),
-                f"NDJSON intake {rate_text(ndjson)}", ratio_text(pmta_lines / elapsed / ndjson), "—", None,
+                f"NDJSON (KumoMTA's events) {rate_text(ndjson)}", ratio_text(pmta_lines / elapsed / ndjson),
+                "—", None,
                 {"lines": pmta_lines, "seconds_rounds": [round(x, 2) for x in pmta_seconds]},
             ))
 
@@ -137,9 +154,10 @@ async def run(scale: Scale) -> list[Row]:
             rows.append(Row(
                 f"sources: ingest postfix --file, {lines:,} lines",
                 f"{rate_text(lines / elapsed, 'lines/s')} ({rate_text(postfix_messages / elapsed)})",
-                f"NDJSON intake {rate_text(ndjson)}", ratio_text(postfix_messages / elapsed / ndjson), "—",
-                None, {"lines": lines, "events": postfix_messages,
-                       "seconds_rounds": [round(x, 2) for x in postfix_seconds]},
+                f"NDJSON (KumoMTA's events) {rate_text(ndjson)}",
+                ratio_text(postfix_messages / elapsed / ndjson), "—", None,
+                {"lines": lines, "events": postfix_messages,
+                 "seconds_rounds": [round(x, 2) for x in postfix_seconds]},
             ))
 
             message = DSN.read_bytes()
