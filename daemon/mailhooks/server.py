@@ -97,14 +97,20 @@ async def spool_events(service: Service, events: list[Event]) -> web.Response:
     )
 
 
-async def post_events(service: Service, request: web.BaseRequest) -> web.Response:
+async def intake_body(service: Service, request: web.BaseRequest) -> bytes | web.Response:
+    """The body of a request that brings events, or the answer that refuses it: the daemon
+    stopping (503), not JSON or NDJSON (415), too large or too slow (413, 408)."""
     if service.stopping:
         return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
     refused = json_body_type(request)
     if refused is not None:
         service.metrics.events_rejected.labels("media_type").inc()
         return refused
-    body = await read_body(service, request)
+    return await read_body(service, request)
+
+
+async def post_events(service: Service, request: web.BaseRequest) -> web.Response:
+    body = await intake_body(service, request)
     if isinstance(body, web.Response):
         return body
     try:
@@ -121,13 +127,7 @@ async def post_kumomta(service: Service, request: web.BaseRequest) -> web.Respon
     """KumoMTA's log hook (SPEC §8): its records, one object or an array, as events;
     answered as POST /events is. Records mailhooks does not understand are counted and
     skipped, so the hook never retries them forever."""
-    if service.stopping:
-        return _error(503, "shutting down; retry shortly", retry_after=RETRY_AFTER_STOPPING)
-    refused = json_body_type(request)
-    if refused is not None:
-        service.metrics.events_rejected.labels("media_type").inc()
-        return refused
-    body = await read_body(service, request)
+    body = await intake_body(service, request)
     if isinstance(body, web.Response):
         return body
     limit = service.settings.limits.max_batch_events
