@@ -10,9 +10,6 @@ comes from is in fixtures/dsn/README.md.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,22 +18,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailhooks.events import Event
 from mailhooks.sources import dsn
 from mailhooks.sources.dsn import parse_message
 from mailhooks.sources.records import Parsed
+from tests.sources.expectations import (
+    assert_as_expected,
+    assert_every_case_has_its_expectation,
+)
+from tests.sources.expectations import assert_well_formed as assert_shape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dsn"
-EXPECTED_SUFFIX = ".expected.json"
 CASES = sorted(path for kind in ("positive", "negative") for path in (FIXTURES / kind).glob("*.eml"))
-ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
 EDITS = [b"", b"\x00", b"\xff", b"\r", b"\n\n", b"--", b";", b"<", b">", b"=?utf-8?b?", b":", b"\xed\xb2\x80"]
 PROPERTY_SETTINGS = settings(database=None, deadline=None, max_examples=200,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def expected_path(case: Path) -> Path:
-    return case.with_name(case.stem + EXPECTED_SUFFIX)
 
 
 def fixture(name: str) -> bytes:
@@ -44,15 +39,7 @@ def fixture(name: str) -> bytes:
 
 
 def assert_well_formed(parsed: Parsed) -> None:
-    """Every event validates as SPEC §4's Event and survives JSON; every Skipped is short
-    and one line."""
-    for event in parsed.events:
-        Event.model_validate(event)
-        assert json.loads(json.dumps(event)) == event
-    for skipped in parsed.skipped:
-        assert "NameError" not in skipped.detail and "UnboundLocalError" not in skipped.detail, skipped
-        assert skipped.kind in dsn.SKIP_KINDS, skipped
-        assert ONE_LINE.fullmatch(skipped.detail) and len(skipped.detail) <= 300
+    assert_shape(parsed, dsn.SKIP_KINDS)
 
 
 def only_event(raw: bytes) -> dict[str, Any]:
@@ -74,11 +61,7 @@ def kinds(raw: bytes) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_fixture(case: Path) -> None:
     parsed = parse_message(case.read_bytes())
-    got = {"events": parsed.events, "skipped": [skipped.kind for skipped in parsed.skipped]}
-    expected_file = expected_path(case)
-    if os.environ.get("MAILHOOKS_UPDATE_FIXTURES") and not expected_file.exists():
-        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    assert got == json.loads(expected_file.read_text("utf-8"))
+    assert_as_expected(case, parsed)
     assert_well_formed(parsed)
     if case.parent.name == "positive":
         assert parsed.events
@@ -87,10 +70,7 @@ def test_fixture(case: Path) -> None:
 
 
 def test_every_fixture_has_its_expectation_and_no_expectation_is_orphaned() -> None:
-    assert CASES
-    expectations = {path for kind in ("positive", "negative") for path in (FIXTURES / kind).iterdir()
-                    if path.name.endswith(EXPECTED_SUFFIX)}
-    assert {expected_path(case) for case in CASES} == expectations
+    assert_every_case_has_its_expectation(CASES, FIXTURES / "positive", FIXTURES / "negative")
 
 
 def test_parsing_twice_gives_the_same_event_ids_and_ids_are_unique() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,20 @@ from hypothesis import strategies as st
 
 from mailhooks.events import Event
 from mailhooks.sources import fields, kumomta
-from mailhooks.sources.records import Parsed
+from tests.sources.expectations import (
+    ONE_LINE,
+    assert_as_expected,
+    assert_every_case_has_its_expectation,
+    assert_well_formed,
+    cases_in,
+    read_expected,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kumomta"
-EXPECTED_SUFFIX = ".expected.json"
-CASES = sorted(path for path in FIXTURES.iterdir() if not path.name.endswith(EXPECTED_SUFFIX))
-ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+CASES = cases_in(FIXTURES)
 PROPERTY_SETTINGS = settings(
     database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
 )
-
-
-def expected_path(case: Path) -> Path:
-    return case.with_name(case.name.rsplit(".", 1)[0] + EXPECTED_SUFFIX)
-
-
-def assert_well_formed(parsed: Parsed) -> None:
-    """Every event validates as SPEC §4's Event; every Skipped is short and one line."""
-    for event in parsed.events:
-        Event.model_validate(event)
-    for skipped in parsed.skipped:
-        assert skipped.kind and ONE_LINE.fullmatch(skipped.kind) and len(skipped.kind) <= 60
-        assert ONE_LINE.fullmatch(skipped.detail) and len(skipped.detail) <= 300
 
 
 ENHANCED_200 = {"class": 2, "subject": 0, "detail": 0}
@@ -55,7 +46,7 @@ def base_record(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda path: path.name)
 def test_fixture(case: Path) -> None:
-    expected = json.loads(expected_path(case).read_text("utf-8"))
+    expected = read_expected(case)
     if "error" in expected:
         with pytest.raises(ValueError) as raised:
             kumomta.parse_body(case.read_bytes())
@@ -63,15 +54,12 @@ def test_fixture(case: Path) -> None:
         assert ONE_LINE.fullmatch(str(raised.value))
         return
     parsed = kumomta.parse_body(case.read_bytes())
-    assert parsed.events == expected["events"]
-    assert [skipped.kind for skipped in parsed.skipped] == expected["skipped"]
+    assert_as_expected(case, parsed)
     assert_well_formed(parsed)
 
 
 def test_every_fixture_has_its_expectation_and_no_expectation_is_orphaned() -> None:
-    assert CASES
-    expectations = {path for path in FIXTURES.iterdir() if path.name.endswith(EXPECTED_SUFFIX)}
-    assert {expected_path(case) for case in CASES} == expectations
+    assert_every_case_has_its_expectation(CASES, FIXTURES)
 
 
 def test_parsing_twice_gives_the_same_event_ids() -> None:

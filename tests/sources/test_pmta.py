@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,22 +17,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailhooks.events import Event
 from mailhooks.sources import pmta
 from mailhooks.sources.records import Parsed
+from tests.sources.expectations import (
+    assert_as_expected,
+    assert_every_case_has_its_expectation,
+    assert_well_formed,
+    cases_in,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pmta"
-EXPECTED_SUFFIX = ".expected.json"
-CASES = sorted(path for path in FIXTURES.iterdir() if not path.name.endswith(EXPECTED_SUFFIX))
-ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+CASES = cases_in(FIXTURES)
 PROPERTY_SETTINGS = settings(
     database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
 )
 HEADER = "type,timeLogged,orig,rcpt,dsnStatus,dsnDiag,bounceCat,dlvSourceIp,vmta,jobId,header_Message-Id\r\n"
-
-
-def expected_path(case: Path) -> Path:
-    return case.with_name(case.name.rsplit(".", 1)[0] + EXPECTED_SUFFIX)
 
 
 def physical_lines(text: str) -> list[str]:
@@ -54,28 +52,15 @@ def parse_case(case: Path) -> Parsed:
     return feed(physical_lines(case.read_bytes().decode("utf-8")))
 
 
-def assert_well_formed(parsed: Parsed) -> None:
-    """Every event validates as SPEC §4's Event; every Skipped is short and one line."""
-    for event in parsed.events:
-        Event.model_validate(event)
-    for skipped in parsed.skipped:
-        assert skipped.kind and ONE_LINE.fullmatch(skipped.kind) and len(skipped.kind) <= 60
-        assert ONE_LINE.fullmatch(skipped.detail) and len(skipped.detail) <= 300
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda path: path.name)
 def test_fixture(case: Path) -> None:
-    expected = json.loads(expected_path(case).read_text("utf-8"))
     parsed = parse_case(case)
-    assert parsed.events == expected["events"]
-    assert [skipped.kind for skipped in parsed.skipped] == expected["skipped"]
+    assert_as_expected(case, parsed)
     assert_well_formed(parsed)
 
 
 def test_every_fixture_has_its_expectation_and_no_expectation_is_orphaned() -> None:
-    assert CASES
-    expectations = {path for path in FIXTURES.iterdir() if path.name.endswith(EXPECTED_SUFFIX)}
-    assert {expected_path(case) for case in CASES} == expectations
+    assert_every_case_has_its_expectation(CASES, FIXTURES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda path: path.name)

@@ -12,8 +12,6 @@ read before they are committed.
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,25 +22,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailhooks.events import Event
 from mailhooks.sources import postfix
 from mailhooks.sources.postfix import Joiner, LogLine, parse_journal_entry, parse_lines, parse_syslog_line
 from mailhooks.sources.records import Parsed
+from tests.sources.expectations import assert_as_expected, assert_every_case_has_its_expectation
+from tests.sources.expectations import assert_well_formed as assert_shape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "postfix"
-EXPECTED_SUFFIX = ".expected.json"
 INPUT_SUFFIXES = (".log", ".jsonl")
 CASES = sorted(path for kind in ("positive", "negative") for path in (FIXTURES / kind).iterdir()
                if path.suffix in INPUT_SUFFIXES)
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
-ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
 PROPERTY_SETTINGS = settings(database=None, deadline=None, max_examples=300,
                              suppress_health_check=[HealthCheck.too_slow])
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-
-
-def expected_path(case: Path) -> Path:
-    return case.with_name(case.stem + EXPECTED_SUFFIX)
 
 
 def lines_of(case: Path) -> list[LogLine | None]:
@@ -63,15 +56,7 @@ def feed(lines: list[LogLine | None], joiner: Joiner | None = None) -> Parsed:
 
 
 def assert_well_formed(parsed: Parsed) -> None:
-    """Every event validates as SPEC §4's Event; every Skipped is short and one line, and
-    none of them is a bug caught on the way."""
-    for event in parsed.events:
-        Event.model_validate(event)
-        assert json.loads(json.dumps(event)) == event
-    for skipped in parsed.skipped:
-        assert skipped.kind != "internal-error", skipped
-        assert skipped.kind in postfix.SKIP_KINDS, skipped
-        assert ONE_LINE.fullmatch(skipped.detail) and len(skipped.detail) <= 300
+    assert_shape(parsed, postfix.SKIP_KINDS)
 
 
 def line(message: str, *, program: str = "postfix/smtp", at: datetime = T0, host: str = "mx1",
@@ -85,11 +70,7 @@ def line(message: str, *, program: str = "postfix/smtp", at: datetime = T0, host
 @pytest.mark.parametrize("case", CASES, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_fixture(case: Path) -> None:
     parsed = feed(lines_of(case))
-    got = {"events": parsed.events, "skipped": [skipped.kind for skipped in parsed.skipped]}
-    expected_file = expected_path(case)
-    if os.environ.get("MAILHOOKS_UPDATE_FIXTURES") and not expected_file.exists():
-        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    assert got == json.loads(expected_file.read_text("utf-8"))
+    assert_as_expected(case, parsed)
     assert_well_formed(parsed)
     if case.parent.name == "positive":
         assert parsed.events
@@ -98,10 +79,7 @@ def test_fixture(case: Path) -> None:
 
 
 def test_every_fixture_has_its_expectation_and_no_expectation_is_orphaned() -> None:
-    assert CASES
-    expectations = {path for kind in ("positive", "negative") for path in (FIXTURES / kind).iterdir()
-                    if path.name.endswith(EXPECTED_SUFFIX)}
-    assert {expected_path(case) for case in CASES} == expectations
+    assert_every_case_has_its_expectation(CASES, FIXTURES / "positive", FIXTURES / "negative")
 
 
 @pytest.mark.parametrize("case", [case for case in CASES if "positive" in case.parts],
