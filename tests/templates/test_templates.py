@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -198,6 +199,20 @@ def test_datetime_in_a_zone(render: Render) -> None:
         == "05:30 EST"
     values = with_fields(bounce_type=None)
     assert render("{{ 0 | datetime('%Y') }}|{{ bounce_type | datetime }}", values=values) == "1970|"
+
+
+def test_datetime_unix_seconds_do_not_depend_on_the_hosts_zone(
+        render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The C library's %s reads the fields as local time: on a host in New York it was 5 h off.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        values = with_fields(timestamp="2024-01-15T10:30:00Z")
+        assert render("{{ timestamp | datetime('%s', 'Europe/Berlin') }}", values=values) == "1705314600"
+        assert render("{{ timestamp | datetime('%%s %%%s %Y%%') }}", values=values) == "%s %1705314600 2024%"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_datetime_with_an_unknown_zone_from_the_event_fails_at_render() -> None:

@@ -192,7 +192,17 @@ def to_datetime(value: Any, format: str = DEFAULT_DATETIME_FORMAT, zone: str = "
         raise ValueError(f"datetime: cannot read a {type(value).__name__} as a time")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(time_zone(str(zone))).strftime(format)
+    return _strftime(moment.astimezone(time_zone(str(zone))), format)
+
+
+def _strftime(moment: datetime, format: str) -> str:
+    """`strftime`, with `%s` (unix seconds) taken from the moment itself: the C library's
+    `%s` reads the fields as local time, so it was off by the host's UTC offset."""
+    if "%s" not in format:
+        return moment.strftime(format)
+    seconds = str(int(moment.timestamp()))
+    # "%%" is a literal percent, read left to right as C does: "%%s" stays the text "%s".
+    return "%".join(moment.strftime(part.replace("%s", seconds)) for part in format.split("%%"))
 
 
 def to_domain(value: Any) -> Any:
