@@ -31,7 +31,8 @@ async def following(path: Path, position: FilePosition | None = None
     lines: list[bytes] = []
     positions: list[FilePosition] = []
     logs: list[str] = []
-    follower = FileFollower(path, position, follow=True, at_end=False, log=logs.append, poll=0.02)
+    follower = FileFollower(path, position, follow=True, at_end=False, log=logs.append, poll=0.02,
+                            rotation_grace=0.3)
 
     async def consume() -> None:
         async for chunk, where in follower.chunks():
@@ -90,6 +91,22 @@ async def test_follows_across_a_rename_and_a_truncation(tmp_path: Path) -> None:
         await wait_until(lambda: lines[-1] == b"c1", 5, "the line after the truncation")
     assert lines == [b"a1", b"a2", b"a3 without its end", b"b1", b"b2", b"c1"]
     assert any("rotated" in line for line in logs) and any("truncated" in line for line in logs)
+
+
+async def test_lines_written_to_the_old_file_after_a_rotation_are_read_first(tmp_path: Path) -> None:
+    # syslog writes to the renamed file until logrotate's postrotate makes it reopen.
+    log = tmp_path / "mail.log"
+    log.write_text("a1\n")
+    async with following(log) as (lines, _, logs):
+        await wait_until(lambda: lines == [b"a1"], 5, "the first line")
+        with log.open("a") as writer:
+            log.rename(tmp_path / "mail.log.1")
+            log.write_text("b1\n")
+            await wait_until(lambda: any("rotated" in line for line in logs), 5, "the rotation seen")
+            writer.write("a2 after the rename\n")
+            writer.flush()
+        await wait_until(lambda: lines[-1:] == [b"b1"], 5, "the new file")
+    assert lines == [b"a1", b"a2 after the rename", b"b1"]
 
 
 async def test_resumes_with_the_rest_of_a_file_rotated_meanwhile(tmp_path: Path) -> None:

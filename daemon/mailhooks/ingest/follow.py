@@ -7,9 +7,11 @@ the rest of the old one is read first when it is still in the same directory und
 another name (`mail.log.1`), then the new file from its start.
 
 While following, at the end of the file the path is looked at again every `poll`
-seconds: another inode there is a rotation (the old file is read to its end, its last
-line taken whole, then the new one is opened), a shorter file a truncation (copytruncate:
-read again from the start), no file a rotation still under way (waited for).
+seconds: another inode there is a rotation, a shorter file a truncation (copytruncate:
+read again from the start), no file a rotation still under way (waited for). After a
+rotation the old file is read on until it has had nothing new for `rotation_grace`
+seconds, because syslog goes on writing to it until logrotate's postrotate tells it to
+reopen; then its last line is taken whole and the new file is read from its start.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mailhooks.ingest.reading import CHUNK_BYTES, Lines
 from mailhooks.reasons import os_reason
 
 POLL_SECONDS: Final = 0.2
+ROTATION_GRACE_SECONDS: Final = 2.0
 
 
 class FollowError(Exception):
@@ -57,13 +60,15 @@ class FileFollower:
     (lines, the position after them); to its end, or on and on with `follow`."""
 
     def __init__(self, path: Path, position: FilePosition | None, *, follow: bool, at_end: bool,
-                 log: Callable[[str], None], poll: float = POLL_SECONDS) -> None:
+                 log: Callable[[str], None], poll: float = POLL_SECONDS,
+                 rotation_grace: float = ROTATION_GRACE_SECONDS) -> None:
         self.path = path
         self.position = position
         self.follow = follow
         self.at_end = at_end
         self.log = log
         self.poll = poll
+        self.rotation_grace = rotation_grace
 
     async def chunks(self) -> AsyncIterator[tuple[list[bytes], FilePosition]]:
         descriptor, inode = await self._open()
@@ -81,9 +86,13 @@ class FileFollower:
                 offset = os.fstat(descriptor).st_size
             os.lseek(descriptor, offset, os.SEEK_SET)
             lines = Lines()
+            clock = asyncio.get_running_loop().time
+            rotated = False
+            quiet_since: float | None = None  # since when a rotated file has had nothing new
             while True:
                 chunk = os.read(descriptor, CHUNK_BYTES)
                 if chunk:
+                    quiet_since = None
                     offset += len(chunk)
                     complete = lines.feed(chunk)
                     if complete:
@@ -93,13 +102,23 @@ class FileFollower:
                     return  # a last line still being written is read next time, whole
                 now = self._stat()
                 if now is not None and now.st_ino != inode:
+                    if not rotated:
+                        rotated = True
+                        self.log(f"{self.path} was rotated: reading the old file until it has been "
+                                 f"quiet for {self.rotation_grace:g} s")
+                    if quiet_since is None:
+                        quiet_since = clock()
+                    if clock() - quiet_since < self.rotation_grace:
+                        await asyncio.sleep(self.poll)
+                        continue
+                    rotated, quiet_since = False, None
                     tail = lines.rest()
                     if tail:
                         yield [tail], FilePosition(inode, offset)
                     os.close(descriptor)
                     descriptor, inode = await self._open()
                     offset = 0
-                    self.log(f"{self.path} was rotated: reading the new file")
+                    self.log(f"{self.path}: reading the new file")
                 elif now is not None and now.st_size < offset:
                     lines.rest()
                     offset = os.lseek(descriptor, 0, os.SEEK_SET)
