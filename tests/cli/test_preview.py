@@ -235,3 +235,17 @@ def test_a_refused_destination_is_exit_1(run: Run, hooks: Path) -> None:
         "name: Local\nevents: [delivered]\nchannel:\n  type: web\n  url: https://127.0.0.1/in\n")
     ran = run("preview", "local", str(hooks))
     assert ran.code == 1 and "nothing would be sent" in ran.err and "127.0.0.1" in ran.err
+
+
+def test_options_and_the_directory_in_any_order(run: Run, hooks: Path) -> None:
+    # Plain argparse gave DIR nothing once ID was read, then refused it after --event.
+    requests = []
+    for order in (("crm/contacts", "--event", "bounced", str(hooks)),
+                  ("--event", "bounced", "crm/contacts", str(hooks)),
+                  ("crm/contacts", str(hooks), "--event", "bounced")):
+        ran = run("preview", *order)
+        assert ran.code == 0, (order, ran.err)
+        head, _, body = ran.out.partition("\n\n")
+        requests.append((head.splitlines()[0], json.loads(body)))
+    assert requests == [requests[0]] * 3
+    assert requests[0][1]["properties"]["code"] == 550  # --event bounced was taken each time

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, NoReturn
 
@@ -31,10 +32,30 @@ class CommandError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with a usage error as one line: `mailhooks test: …`, exit 2."""
+    """argparse, with a usage error as one line: `mailhooks test: …`, exit 2; and options
+    and positionals in any order (`mailhooks test ID --event bounced DIR`): plain argparse
+    gives an optional positional nothing once the first positional is read, and then
+    refuses DIR when it comes after an option."""
+
+    _intermixing = False
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Intermixed parsing calls this method itself, twice; argparse has none for a
+        # parser with subcommands (the top one, `ingest`), and in 3.11 it loses "--"
+        # (`diff -- -h` would read -h as the option again).
+        if self._intermixing or (args is not None and "--" in args) or any(
+                isinstance(action, argparse._SubParsersAction) for action in self._actions):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def say(text: str = "", *, err: bool = False) -> None:
