@@ -203,6 +203,12 @@ def test_an_unresolved_secret_is_previewed_with_a_placeholder(
     assert "${credential:pushover-token}: $CREDENTIALS_DIRECTORY is not set" in ran.err
     ran = run("preview", "alerts/telegram", str(hooks))
     assert ran.code == 0 and "bot[redacted]" in ran.out
+    # Each chat service's sender is given a stand-in of the shape it accepts.
+    for name, service in (("DISCORD_URL", "discord"), ("TEAMS_URL", "teams"), ("TELEGRAM_TOKEN", "telegram")):
+        monkeypatch.delenv(name)
+        ran = run("preview", f"alerts/{service}", str(hooks))
+        assert ran.code == 0, ran.err
+        assert "[unresolved]" in ran.out.splitlines()[0]
 
 
 def test_errors(run: Run, hooks: Path) -> None:

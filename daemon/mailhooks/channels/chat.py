@@ -205,6 +205,10 @@ class ChatChannel(ChannelConfig):
     service_section: ClassVar[str]
     service_label: ClassVar[str]
     mode: ClassVar[Mode]
+    # The secret's shape, as its sender accepts it ({api_url}: the config section's, or
+    # fallback_api_url when it has none).
+    stand_in_shape: ClassVar[str]
+    fallback_api_url: ClassVar[str] = ""
 
     def batching(self) -> Batch | None:
         return self.batch
@@ -218,6 +222,12 @@ class ChatChannel(ChannelConfig):
     def destinations(self, settings: Settings) -> list[str]:
         api_url: str | None = getattr(settings, self.service_section).api_url
         return [origin(api_url)] if api_url else []
+
+    def stand_in(self, reference: str, settings: Settings) -> str | None:
+        if getattr(self, self.reference_field) != reference:
+            return None
+        api_url: str = getattr(settings, self.service_section).api_url or self.fallback_api_url
+        return self.stand_in_shape.format(api_url=api_url.rstrip("/"))
 
     def text_fields(self, *fields: tuple[tuple[str | int, ...], str | None, int]) -> list[TemplateField]:
         """TemplateFields for the texts that are set: (path below `channel`, the text, its

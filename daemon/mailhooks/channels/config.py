@@ -95,6 +95,11 @@ class ChannelConfig(StrictModel):
         """The templates the channel renders, compiled and checked at every load."""
         return []
 
+    def stand_in(self, reference: str, settings: Settings) -> str | None:
+        """A value the sender accepts where `reference` is used, for `preview` on a host
+        without the secret; None when any text will do."""
+        return None
+
     def destinations(self, settings: Settings) -> list[str]:
         """The origins (`https://host[:port]`) the channel's requests, and so its
         secrets, go to: what `secrets.grants` destinations are checked against. A

@@ -109,6 +109,7 @@ class DiscordChannel(ChatChannel):
 
     service_section: ClassVar[str] = "discord"
     service_label: ClassVar[str] = "Discord webhook"
+    stand_in_shape: ClassVar[str] = "{api_url}/api/webhooks/0/unresolved"
     mode: ClassVar[Mode] = "discord"
 
     def templates(self) -> list[TemplateField]:

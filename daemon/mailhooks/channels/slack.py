@@ -72,6 +72,7 @@ class SlackChannel(ChatChannel):
 
     service_section: ClassVar[str] = "slack"
     service_label: ClassVar[str] = "Slack webhook"
+    stand_in_shape: ClassVar[str] = "{api_url}" + SERVICES_PATH + "T0/B0/unresolved"
     mode: ClassVar[Mode] = "slack"
 
     def templates(self) -> list[TemplateField]:

@@ -108,6 +108,8 @@ class TeamsChannel(ChatChannel):
     # refuses any host that is not a Workflows one).
     service_section: ClassVar[str] = "teams"
     service_label: ClassVar[str] = "Teams workflow"
+    stand_in_shape: ClassVar[str] = "{api_url}/workflows/unresolved"
+    fallback_api_url: ClassVar[str] = "https://unresolved.logic.azure.com"
     mode: ClassVar[Mode] = "teams"
 
     def templates(self) -> list[TemplateField]:

@@ -168,6 +168,7 @@ class TelegramChannel(ChatChannel):
     reference_field: ClassVar[str] = "bot_token"
     service_section: ClassVar[str] = "telegram"
     service_label: ClassVar[str] = "Telegram chat"
+    stand_in_shape: ClassVar[str] = "0:unresolved-placeholder-token"
 
     def endpoint(self) -> str:
         return f"Telegram chat {self.chat_id}"

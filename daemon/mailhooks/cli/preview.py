@@ -119,26 +119,10 @@ def _secrets(channel: ChannelConfig, settings: Settings) -> tuple[dict[str, str]
         try:
             resolved[reference] = resolve_all([reference], sources).text(reference)
         except SecretError as error:
-            placeholders[reference] = placeholder(channel, reference, settings)
+            placeholders[reference] = channel.stand_in(reference, settings) or PLACEHOLDER
             say(f"mailhooks preview: {error}; previewing with a placeholder, shown as {UNRESOLVED}",
                 err=True)
     return resolved, placeholders
-
-
-def placeholder(channel: ChannelConfig, reference: str, settings: Settings) -> str:
-    """A stand-in the sender accepts where `reference` is used: a URL of the chat service,
-    a bot token's shape, else text as long as a signing key must be."""
-    if getattr(channel, "url", None) == reference:
-        if channel.type == "slack":
-            return settings.slack.api_url.rstrip("/") + "/services/T0/B0/unresolved"
-        if channel.type == "discord":
-            return settings.discord.api_url.rstrip("/") + "/api/webhooks/0/unresolved"
-        if channel.type == "teams":
-            base = settings.teams.api_url or "https://unresolved.logic.azure.com"
-            return base.rstrip("/") + "/workflows/unresolved"
-    if getattr(channel, "bot_token", None) == reference:
-        return "0:unresolved-placeholder-token"
-    return PLACEHOLDER
 
 
 def forms(value: str) -> set[str]:
