@@ -44,7 +44,7 @@ class Listener:
             env={**os.environ, **({"PYTHONPATH": BASELINE} if BASELINE else {}), **(env or {})},
         )
         listener = cls(process)
-        await wait_until(listener._port_known, 20, "the listener's port line")
+        await wait_until(listener._banner_read, 20, "the listener's banner")
         return listener
 
     @staticmethod
@@ -53,13 +53,16 @@ class Listener:
         async for line in stream:
             into.append(line.decode().rstrip("\n"))
 
-    def _port_known(self) -> bool:
+    def _banner_read(self) -> bool:
+        """Whether the whole banner is in: its port line, and its last line (a test reads
+        the lines between, which may come in a read of their own)."""
         if self.process.returncode is not None:
             raise AssertionError(f"listen exited {self.process.returncode}: {self.err}")
-        for line in self.out + self.err:
+        shown = self.out + self.err
+        for line in shown:
             if (match := PORT_LINE.search(line)) is not None:
                 self.port = int(match[1])
-                return True
+                return "  Ctrl-C to stop" in shown
         return False
 
     @property
