@@ -101,6 +101,45 @@ def test_a_batch_is_an_array_of_payloads(make_web: MakeWeb) -> None:
     assert verified(built(sender, batch(*events))) == [{"id": f"e{n}", "n": 1} for n in range(3)]
 
 
+# A Segment-style batch: the events inside an object, with what is said once per batch.
+ENVELOPE: dict[str, Any] = {"batch": "{{ events }}", "count": "{{ count }}", "sentBy": "{{ webhook.id }}",
+                            "emails": "{{ events | map(attribute='email') | join(',') }}"}
+
+
+async def test_an_envelope_holds_a_batchs_payloads_in_one_signed_object(
+    receiver: Receiver, make_web: MakeWeb
+) -> None:
+    sender = make_web(receiver.origin, secret="${env:SIGNING}", batch={"max_events": 10},
+                      payload={"userId": "{{ email }}", "event": "{{ event }}", "id": "{{ event_id }}"},
+                      envelope=ENVELOPE)
+    events = [{**SAMPLE_EVENT, "event_id": f"e{n}", "email": f"r{n}@example.com"} for n in range(3)]
+    assert (await sender.send(batch(*events))).ok
+    [request] = receiver.requests
+    assert Webhook(SIGNING).verify(request.body, dict(request.headers)) == {
+        "batch": [{"userId": f"r{n}@example.com", "event": "delivered", "id": f"e{n}"} for n in range(3)],
+        "count": 3, "sentBy": "crm/opens", "emails": ",,",  # the payloads have no `email` key
+    }
+
+
+def test_an_envelope_without_a_payload_holds_the_events(make_web: MakeWeb) -> None:
+    sender = make_web("https://crm.example.com/", secret="${env:SIGNING}", batch={"max_events": 10},
+                      envelope=ENVELOPE)
+    events = [{**SAMPLE_EVENT, "event_id": f"e{n}", "email": f"r{n}@example.com"} for n in range(2)]
+    body = verified(built(sender, batch(*events)))
+    assert body == {"batch": events, "count": 2, "sentBy": "crm/opens",
+                    "emails": "r0@example.com,r1@example.com"}
+    # One event that is not batched keeps the event as its body (the envelope is a batch's).
+    assert verified(built(sender, single(events[0]))) == events[0]
+
+
+def test_an_envelope_that_fails_fails_the_batch_for_good(make_web: MakeWeb) -> None:
+    sender = make_web("https://crm.example.com/", batch={"max_events": 10},
+                      envelope={"first": "{{ events[0].email }}", "bad": "{{ count + email }}"})
+    outcome = sender.build(batch(SAMPLE_EVENT))
+    assert not isinstance(outcome, Request) and not outcome.ok and not outcome.retry
+    assert outcome.error is not None and "'email' is missing from this event" in outcome.error
+
+
 async def test_form_encodes_the_fields_and_signs_the_exact_bytes(
     receiver: Receiver, make_web: MakeWeb
 ) -> None:
@@ -228,6 +267,31 @@ def test_a_form_is_flat_one_event_and_needs_a_payload(tmp_path: Path) -> None:
     assert problems(tmp_path, "  content_type: form\n") == [
         (6, 17, "channel.content_type: form needs a payload: the fields to send"),
     ]
+
+
+def test_the_envelope_is_checked_against_a_batch_at_its_place(tmp_path: Path) -> None:
+    # A name the batch has (`events`, `count`) is fine; an event's own field is empty there.
+    assert problems(tmp_path, "  batch: {max_events: 5}\n  envelope:\n    all: \"{{ events }}\"\n"
+                              "    n: \"{{ count + 1 }}\"\n") == []
+    assert problems(tmp_path, "  batch: {max_events: 5}\n  envelope:\n    n: \"{{ smtp_code + 1 }}\"\n") == [
+        (8, 9, "'smtp_code' is missing from this event (rendering a sample batch of events)"),
+    ]
+    assert problems(tmp_path,
+                    "  batch: {max_events: 5}\n  envelope:\n    e: \"{{ events[0].emial }}\"\n") == [
+        (8, 9, "event has no field 'emial' (rendering a sample batch of events)"),
+    ]
+    # With a payload, the batch's items are the payloads: any key they have is read.
+    assert problems(tmp_path, "  batch: {max_events: 5}\n  payload: {to: \"{{ email }}\"}\n"
+                              "  envelope: {first: \"{{ events[0].to | upper }}\"}\n") == []
+    assert problems(tmp_path, "  envelope: {all: \"{{ events }}\"}\n") == [
+        (6, 13, "channel.envelope: the body of a batch needs batch; without it, use payload"),
+    ]
+
+
+def test_a_per_event_template_is_not_rendered_against_a_batch(tmp_path: Path) -> None:
+    # Delivery renders a payload for each event, so validate does too: `events` is that event.
+    assert problems(tmp_path,
+                    "  batch: {max_events: 5}\n  payload: {one: \"{{ ['x'][count - 1] }}\"}\n") == []
 
 
 def test_the_payload_is_the_channels_template() -> None:

@@ -49,11 +49,13 @@ def test_a_template_that_fails_only_for_some_events_names_that_event() -> None:
                         "(rendering a sample 'newsletter_clicked' event with no optional fields)"]
 
 
-def test_check_renders_a_batch_of_the_samples_too() -> None:
+def test_a_template_for_each_event_is_checked_per_event_and_one_per_batch_on_a_batch() -> None:
     template = compile_template("{{ ['only one'][count - 1] }}", where=WHERE, mode="text")
-    assert check(template, ["bounced"]) == []
-    errors = check(template, ["bounced", "delivered"])
-    assert [error.message for error in errors] == ["list object has no element 1 (rendering a sample batch)"]
+    assert check(template, ["bounced", "delivered"]) == []  # delivery renders it for one event
+    assert check(template, ["bounced"], per_batch=True) == []
+    errors = check(template, ["bounced", "delivered"], per_batch=True)
+    assert [error.message for error in errors] == [
+        "list object has no element 1 (rendering a sample batch of events)"]
 
 
 def test_check_takes_a_payload() -> None:

@@ -49,14 +49,18 @@ class Batch(StrictModel):
 class TemplateField:
     """A template in a channel's config: where it is (its path in the webhook document),
     what it is (text, or a payload mapping whose leaves are templates), how its values
-    are escaped, and at most how many characters its service takes (a message over it is
-    truncated when sent; `validate` says so when a sample already is)."""
+    are escaped, at most how many characters its service takes (a message over it is
+    truncated when sent; `validate` says so when a sample already is), and whether it is
+    rendered once for a whole batch rather than for each event (`per_batch`; then `items`
+    is the path of the template each event is rendered with first, if any)."""
 
     path: tuple[str | int, ...]
     source: Any
     mode: Mode
     payload: bool = False
     max_chars: int | None = None
+    per_batch: bool = False
+    items: tuple[str | int, ...] | None = None
 
 
 class ChannelConfig(StrictModel):

@@ -3,8 +3,10 @@
 Without `payload` the body is the event as spooled, byte for byte, and sending it costs
 no template work. With `payload` (a mapping whose string leaves are templates, compiled
 once per sender) the body is the payload rendered for the event: JSON (an array of them
-for a batch), or with `content_type: form` its fields form-encoded. Either way the
-signature is over the exact bytes sent.
+for a batch), or with `content_type: form` its fields form-encoded. With `envelope`, a
+batch's body is that mapping rendered once for the batch instead of the array, its
+`events` being what the array would have held. Either way the signature is over the exact
+bytes sent.
 
 Errors are one line and name neither header values nor the URL's query string nor a
 `Location` (any of them may carry a token).
@@ -49,7 +51,14 @@ from mailhooks.channels.signing import keyed, sign, signing_key
 from mailhooks.documents.positions import SchemaProblem
 from mailhooks.secrets import HOW_TO_REFERENCE, Resolved, contains_reference, is_reference
 from mailhooks.settings import Settings
-from mailhooks.templates import PayloadTemplate, TemplateError, Where, compile_payload, event_variables
+from mailhooks.templates import (
+    PayloadTemplate,
+    TemplateError,
+    Where,
+    batch_variables,
+    compile_payload,
+    event_variables,
+)
 from mailhooks.text import one_line
 
 MAX_HEADERS: Final = 20
@@ -85,6 +94,12 @@ class WebChannel(ChannelConfig):
         description="The body instead of the event: a mapping whose string values are templates "
         "(`{{ field }}` alone keeps the field's type; `| int`, `| float`, `| bool` make one).",
     )
+    envelope: dict[str, Any] | None = Field(
+        default=None, min_length=1, max_length=MAX_PAYLOAD_KEYS,
+        description="With batch: the body of a batch instead of a JSON array, a mapping whose "
+        "string values are templates rendered once for the batch; `events` is what the array "
+        "would hold (each event's payload, or the event), `count` how many.",
+    )
     content_type: Literal["json", "form"] | None = Field(
         default=None,
         description="json (the default): the body is JSON. form: the payload's fields, "
@@ -106,9 +121,13 @@ class WebChannel(ChannelConfig):
         return without_query(self.url)
 
     def templates(self) -> list[TemplateField]:
-        if self.payload is None:
-            return []
-        return [TemplateField(("channel", "payload"), self.payload, "json", payload=True)]
+        fields = []
+        if self.payload is not None:
+            fields.append(TemplateField(("channel", "payload"), self.payload, "json", payload=True))
+        if self.envelope is not None:
+            fields.append(TemplateField(("channel", "envelope"), self.envelope, "json", payload=True,
+                                        per_batch=True, items=fields[0].path if fields else None))
+        return fields
 
     def destinations(self, settings: Settings) -> list[str]:
         return [origin(self.url)]
@@ -135,6 +154,9 @@ def check(channel: dict[str, Any], options: CheckOptions) -> Iterator[SchemaProb
         yield from _check_headers(channel["headers"])
     if channel.get("content_type") == "form":
         yield from _check_form(channel)
+    elif channel.get("envelope") is not None and channel.get("batch") is None:
+        yield SchemaProblem(("channel", "envelope"),
+                            "channel.envelope: the body of a batch needs batch; without it, use payload")
 
 
 def _check_url(url: str, *, allow_http: bool) -> Iterator[SchemaProblem]:
@@ -233,12 +255,9 @@ class WebSender(HttpSender):
         raw = channel.secret if isinstance(channel.secret, list) else [channel.secret]
         self._keys = [keyed(signing_key(secrets.text(secret))) for secret in raw if secret]
         self._form = channel.content_type == "form"
-        self._payload: PayloadTemplate | None = None
-        if channel.payload is not None:
-            try:
-                self._payload = compile_payload(channel.payload, positions=lambda _path: Where(webhook.id))
-            except TemplateError as error:  # checked at load; only a bug gets here
-                raise ValueError(f"payload: {error}") from None
+        self._payload = _compiled(webhook, "payload", channel.payload)
+        self._envelope = _compiled(webhook, "envelope", channel.envelope)
+        self._templated = self._payload is not None or self._envelope is not None
 
     def request_headers(self, message: Message, body: bytes, timestamp: int) -> CIMultiDict[str]:
         headers = self._headers.copy()
@@ -256,12 +275,22 @@ class WebSender(HttpSender):
             event_variables(event, webhook_id=self.webhook.id, webhook_name=self.webhook.name))
 
     def body(self, message: Message) -> bytes:
-        """The bytes to send: the spooled body as it is without a payload; else the payload
-        rendered for each event (raises TemplateError)."""
-        if self._payload is None:
+        """The bytes to send: the spooled body as it is without templates; else the payload
+        rendered for each event, and a batch's in its envelope (raises TemplateError)."""
+        if not self._templated:
             return message.body
         if message.batched:
-            return encode_json([self.render(event) for event in message.events])
+            if self._payload is None:
+                items: list[Any] = [dict(event) for event in message.events]
+            else:
+                items = [self.render(event) for event in message.events]
+            if self._envelope is None:
+                return encode_json(items)
+            return encode_json(self._envelope.render(batch_variables(
+                items, webhook_id=self.webhook.id, webhook_name=self.webhook.name,
+                payloads=self._payload is not None)))
+        if self._payload is None:
+            return message.body
         rendered = self.render(message.events[0])
         if self._form:
             return encode_form(rendered)
@@ -274,7 +303,7 @@ class WebSender(HttpSender):
         return super().refuse()
 
     def build(self, message: Message) -> Request | Outcome:
-        if self._payload is None:  # the usual case: no template work at all
+        if not self._templated:  # the usual case: no template work at all
             body = message.body
         elif not message.events:
             return Outcome(ok=False, retry=False, error="the message has no event")
@@ -290,6 +319,15 @@ class WebSender(HttpSender):
     def classify(self, answer: Answer, duration_ms: float) -> Outcome:
         return classify(answer.status, self.excerpt(answer), answer.headers.get("Retry-After"),
                         duration_ms)
+
+
+def _compiled(webhook: WebhookRef, name: str, mapping: dict[str, Any] | None) -> PayloadTemplate | None:
+    if mapping is None:
+        return None
+    try:
+        return compile_payload(mapping, positions=lambda _path: Where(webhook.id))
+    except TemplateError as error:  # checked at load; only a bug gets here
+        raise ValueError(f"{name}: {error}") from None
 
 
 def encode_json(value: Any) -> bytes:

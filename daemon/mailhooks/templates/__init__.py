@@ -9,13 +9,15 @@ Public API::
     event_variables(event, *, webhook_id, webhook_name) -> Variables
     batch_variables(events, *, webhook_id, webhook_name) -> Variables
     sample_context(event_name, *, bare=False) -> Variables
-    check(template, event_names) -> list[TemplateError]
+    check(template, event_names, *, per_batch=False, item=None) -> list[TemplateError]
     Where(file, line, column); TemplateError(message, file, line, column)
 
 **Variables**: every field of `Event` (empty when the event lacks it), `webhook` (`.id`,
-`.name`), `events` (the list of events: this one, or the batch) and `count`; in a batch
-the event fields themselves are empty. Any other name is an error when the template is
-compiled. `metadata.key` is empty when the event has no such key. See values.py.
+`.name`), `events` (the list of events: this one, or the batch) and `count`. A template
+is rendered for each event (`event_variables`); only a web channel's `envelope` is
+rendered for a batch (`batch_variables`), where the event fields themselves are empty.
+Any other name is an error when the template is compiled. `metadata.key` is empty when
+the event has no such key. See values.py.
 
 **Errors**: one type, `TemplateError`, printed `path:line:col: message`: the template's
 position in its file (`Where`) plus the line (and, for names, filters and attributes, the

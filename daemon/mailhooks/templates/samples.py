@@ -4,7 +4,8 @@ template that fails on some event fails in CI, with its `path:line:col`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Final
 
 from mailhooks.events import EventName, sample
@@ -42,20 +43,27 @@ def sample_context(event_name: EventName, *, bare: bool = False) -> Variables:
                            webhook_id=SAMPLE_WEBHOOK_ID, webhook_name=SAMPLE_WEBHOOK_NAME)
 
 
-def check(template: Template | PayloadTemplate, event_names: Iterable[EventName]) -> list[TemplateError]:
-    """Renders `template` against a sample of each event name, full and bare, and against a
-    batch of them; returns the distinct errors, each saying which sample failed."""
+def check(template: Template | PayloadTemplate, event_names: Iterable[EventName], *,
+          per_batch: bool = False, item: PayloadTemplate | None = None) -> list[TemplateError]:
+    """Renders `template` as delivery will: for a sample of each event name, full and bare;
+    or, `per_batch`, for a batch of those samples, full and bare (each first rendered by
+    `item`, the per-event payload, when there is one). Returns the distinct errors, each
+    saying which sample failed."""
     names = list(dict.fromkeys(event_names))
-    samples: list[tuple[str, Variables]] = []
-    for name in names:
-        samples.append((f"a sample {name!r} event", sample_context(name)))
-        samples.append((f"a sample {name!r} event with no optional fields", sample_context(name, bare=True)))
-    if names:
-        batch = [sample_payload(name) for name in names]
-        samples.append(("a sample batch", batch_variables(
-            batch, webhook_id=SAMPLE_WEBHOOK_ID, webhook_name=SAMPLE_WEBHOOK_NAME)))
+    kinds = [(False, ""), (True, " with no optional fields")]
+    samples: list[tuple[str, Callable[[], Variables]]]
+    if per_batch:
+        samples = [(f"a sample batch of events{lacking}", partial(_batch_context, names, bare, item))
+                   for bare, lacking in kinds]
+    else:
+        samples = [(f"a sample {name!r} event{lacking}", partial(sample_context, name, bare=bare))
+                   for name in names for bare, lacking in kinds]
     errors: dict[tuple[str, int, int, str], TemplateError] = {}
-    for description, variables in samples:
+    for description, make_variables in samples:
+        try:
+            variables = make_variables()
+        except TemplateError:
+            continue  # `item` fails on this sample: its own check reports that, at its place
         try:
             template.render(variables)
         except TemplateError as error:
@@ -64,3 +72,13 @@ def check(template: Template | PayloadTemplate, event_names: Iterable[EventName]
                 errors[key] = TemplateError(f"{error.message} (rendering {description})",
                                             error.file, error.line, error.column)
     return list(errors.values())
+
+
+def _batch_context(names: list[EventName], bare: bool, item: PayloadTemplate | None) -> Variables:
+    events = [sample_payload(name, bare=bare) for name in names]
+    if item is None:
+        return batch_variables(events, webhook_id=SAMPLE_WEBHOOK_ID, webhook_name=SAMPLE_WEBHOOK_NAME)
+    rendered = [item.render(event_variables(event, webhook_id=SAMPLE_WEBHOOK_ID,
+                                            webhook_name=SAMPLE_WEBHOOK_NAME)) for event in events]
+    return batch_variables(rendered, webhook_id=SAMPLE_WEBHOOK_ID, webhook_name=SAMPLE_WEBHOOK_NAME,
+                           payloads=True)

@@ -145,12 +145,19 @@ def event_variables(event: Event | Mapping[str, Any], *, webhook_id: str, webhoo
 
 
 def batch_variables(
-    events: Sequence[Event | Mapping[str, Any]], *, webhook_id: str, webhook_name: str
+    events: Sequence[Event | Mapping[str, Any]], *, webhook_id: str, webhook_name: str,
+    payloads: bool = False,
 ) -> Variables:
     """The variables for a batch: `events` (each a record of its fields), `count`,
-    `webhook`; the event fields themselves are missing (a batch is not one event)."""
+    `webhook`; the event fields themselves are missing (a batch is not one event). With
+    `payloads`, each of `events` is a webhook's own payload for its event, rendered: any
+    key it has is read, any other is missing."""
     records = []
     for event in events:
+        if payloads:
+            assert isinstance(event, Mapping)
+            records.append(Record(dict(event), event, None, "event"))
+            continue
         payload = _payload(event)
         records.append(Record(_fields(payload), payload, _FIELD_SET, "event"))
     variables: Variables = dict(_ALL_MISSING)

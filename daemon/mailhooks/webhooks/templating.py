@@ -27,13 +27,21 @@ def template_problems(document: Document, raw: str, webhook: Webhook,
                       file: str) -> Iterator[tuple[Position, str]]:
     """Every problem of the webhook's templates, as (position, message)."""
     selected: list[EventName] = list(EVENT_NAMES) if webhook.events == "all" else list(webhook.events)
+    compiled_at: dict[tuple[str | int, ...], Template | PayloadTemplate] = {}
     for field in webhook.channel.templates():
         try:
             compiled = compile_field(field, document, raw, file)
         except TemplateError as refused:
             yield Position(refused.line, refused.column), refused.message
             continue
-        errors = check(compiled, selected)
+        compiled_at[field.path] = compiled
+        item: PayloadTemplate | None = None
+        if field.items is not None:
+            found = compiled_at.get(field.items)
+            if not isinstance(found, PayloadTemplate):
+                continue  # the per-event payload did not compile: its error is said already
+            item = found
+        errors = check(compiled, selected, per_batch=field.per_batch, item=item)
         for error in errors:
             yield Position(error.line, error.column), error.message
         if not errors and field.max_chars is not None and isinstance(compiled, Template):
