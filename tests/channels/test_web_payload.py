@@ -209,6 +209,22 @@ def test_hostile_values_stay_valid_signed_json(make_web: MakeWeb, first: str, se
     }
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=HOSTILE, second=HOSTILE)
+def test_hostile_values_stay_valid_signed_json_in_an_envelope(
+    make_web: MakeWeb, first: str, second: str
+) -> None:
+    events = [{**SAMPLE_EVENT, "diagnostic": first, "broadcast_name": second, "metadata": {"k": first},
+               "event_id": f"e{n}"} for n in range(2)]
+    sender = make_web("https://crm.example.com/", secret="${env:SIGNING}", batch={"max_events": 10},
+                      payload=PAYLOAD, envelope={"all": "{{ events }}", "texts": "{{ events | map(attribute="
+                                                 "'text') | join('|') }}"})
+    body = verified(built(sender, batch(*events)))
+    assert body["all"] == [{"text": first, "alone": second, "both": f"{second}: {first}",
+                            "meta": {"k": first}, "key": first}] * 2
+    assert body["texts"] == f"{first}|{first}"
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=HOSTILE, second=HOSTILE)
 def test_hostile_values_stay_one_field_each_in_a_form(make_web: MakeWeb, first: str, second: str) -> None:
