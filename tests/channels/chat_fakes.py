@@ -150,9 +150,10 @@ class FakeDiscord(Fake):
         super().__init__()
         self.remaining = 4
         self.reset_after = 2.0
+        self.paths = {DISCORD_PATH}  # the webhooks that exist
 
     def check(self, request: web.Request, body: bytes) -> web.Response | None:
-        if request.path != DISCORD_PATH:
+        if request.path not in self.paths:
             return web.json_response({"message": "Unknown Webhook", "code": 10015}, status=404)
         data = json.loads(body)
         if len(data.get("content", "")) > 2000:
@@ -176,8 +177,11 @@ class FakeDiscord(Fake):
     @staticmethod
     def rate_limited(wait: float = 0.2, *, global_: bool = False) -> web.Response:
         body = {"message": "You are being rate limited.", "retry_after": wait, "global": global_}
-        return web.json_response(body, status=429, headers={
-            "Retry-After": "1", "X-RateLimit-Scope": "user", "Via": "1.1 google"})
+        headers = {"Retry-After": "1", "X-RateLimit-Scope": "global" if global_ else "user",
+                   "Via": "1.1 google"}
+        if global_:
+            headers["X-RateLimit-Global"] = "true"
+        return web.json_response(body, status=429, headers=headers)
 
 
 class _TelegramHtml(HTMLParser):

@@ -96,6 +96,25 @@ async def test_429_holds_for_retry_after_from_the_body(fake: FakeDiscord, contex
     before = time.time()
     outcome = await make(fake.url, context).send(message(BOUNCE))
     assert_held(outcome, before, 0.2)  # the body's retry_after, not the header's rounded 1
+    assert not outcome.hold_service  # this webhook's limit: the others go on
+    assert outcome.error == "Discord is rate limiting this destination; holding it for 0.2s"
+
+
+@pytest.mark.parametrize("answer", [
+    FakeDiscord.rate_limited(0.2, global_=True),
+    web.json_response({"message": "You are being rate limited.", "retry_after": 0.2}, status=429,
+                      headers={"X-RateLimit-Scope": "global"}),
+])
+async def test_a_global_429_holds_every_discord_webhook(
+    fake: FakeDiscord, context: ChannelContext, answer: web.Response
+) -> None:
+    fake.plan(answer)
+    before = time.time()
+    outcome = await make(fake.url, context).send(message(BOUNCE))
+    assert_held(outcome, before, 0.2)
+    assert outcome.hold_service
+    assert outcome.error == ("Discord is rate limiting every Discord destination of this host; "
+                             "holding them for 0.2s")
 
 
 @pytest.mark.parametrize(("answer", "error"), [
@@ -157,6 +176,30 @@ async def test_the_url_must_be_a_discord_webhook(fake: FakeDiscord, context: Cha
 def test_discord_refuses_some_names() -> None:
     with pytest.raises(ValidationError, match="containing 'discord' or 'clyde'"):
         DiscordChannel.model_validate({"type": "discord", "url": REFERENCE, "username": "Discord bot"})
+
+
+async def test_a_global_429_holds_the_other_discord_webhooks_in_the_daemon(
+    fake: FakeDiscord, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_path = DISCORD_PATH.replace("/webhooks/", "/webhooks/9").rsplit("/", 1)[0] + "/otherTOKEN"
+    fake.paths.add(other_path)
+    monkeypatch.setenv("DISCORD_URL", fake.url)
+    monkeypatch.setenv("OTHER_URL", fake.origin + other_path)
+    write_webhook(short_tmp, "alerts/bounces", {"type": "discord", "url": REFERENCE}, events=["bounced"])
+    write_webhook(short_tmp, "alerts/complaints", {"type": "discord", "url": "${env:OTHER_URL}"},
+                  events=["complaint"])
+    fake.plan(fake.rate_limited(0.5, global_=True))
+    with capture_logs() as logs:
+        async with running_app(short_tmp, {"discord": {"api_url": fake.origin}}) as app:
+            await post_events(app, [event(1, event="bounced")])
+            await wait_until(lambda: any(entry["event"] == "channel_held" for entry in logs), 10,
+                             "the global 429 settled")
+            await post_events(app, [event(2, event="complaint")])
+            await wait_until(lambda: len(fake.requests) == 3, 10, "both messages after the hold")
+    limited, *after = fake.requests
+    assert sorted(request.path for request in after) == sorted([DISCORD_PATH, other_path])
+    # The other webhook waited out the hold too, though Discord never answered it 429.
+    assert all(request.at - limited.at >= 0.5 for request in after)
 
 
 async def test_the_daemon_delivers_and_honours_429(

@@ -52,6 +52,9 @@ class Outcome:
     # Unix time until which every delivery to this sender's destination (its
     # `rate_key`) must wait without spending an attempt: a spent quota, a 429.
     hold_until: float | None = None
+    # The hold is on every destination of this channel type, not one: the service limits
+    # this host as a whole (Discord's global rate limit).
+    hold_service: bool = False
     body_excerpt: str = ""
     duration_ms: float = 0.0
 

@@ -287,12 +287,14 @@ def seconds(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a service's answer says: delivered or not, why not (its own words), and how
-    long to wait (a 429's wait, or on a success a rate window that is used up)."""
+    """What a service's answer says: delivered or not, why not (its own words), how long
+    to wait (a 429's wait, or on a success a rate window that is used up), and whether the
+    wait is for every destination of the service (a limit on this host as a whole)."""
 
     ok: bool
     reason: str | None = None
     wait: float | None = None
+    service_wide: bool = False
 
 
 class ChatSender(HttpSender):
@@ -382,9 +384,11 @@ class ChatSender(HttpSender):
             if wait is None:
                 wait = parse_retry_after(answer.headers.get("Retry-After"))
             wait = DEFAULT_HOLD if wait is None else wait
+            held = (f"every {self.service} destination of this host; holding them" if reply.service_wide
+                    else "this destination; holding it")
             return Outcome(ok=False, retry=True, status=status, hold_until=now + wait,
-                           error=f"{self.service} is rate limiting this destination; "
-                                 f"holding it for {wait:g}s",
+                           hold_service=reply.service_wide,
+                           error=f"{self.service} is rate limiting {held} for {wait:g}s",
                            body_excerpt=shown, duration_ms=duration_ms)
         if 400 <= status < 500 and status not in (408, 425):
             said = f" ({status_text(status)}): {reason}" if reply.reason else f": {reason}"

@@ -10,7 +10,9 @@ never forms). `?wait=true` makes Discord say when it refuses a message.
 Rate limits (https://discord.com/developers/docs/topics/rate-limits): each answer's
 `X-RateLimit-Remaining` and `X-RateLimit-Reset-After`; a window used up holds the webhook
 until it resets, and a 429 holds it for the body's `retry_after` (seconds, with
-decimals). Webhooks are also paced at 5 requests per 2 seconds, the bucket Discord
+decimals); a global one (`"global": true`, `X-RateLimit-Scope: global`) holds every
+Discord webhook of this host, since requests to webhooks carry no token and Discord
+counts them by address. Webhooks are also paced at 5 requests per 2 seconds, the bucket Discord
 reports for them. A 404 means the webhook was deleted: permanent, as every other 4xx.
 """
 
@@ -181,7 +183,11 @@ class DiscordSender(ChatSender):
             return Reply(ok=True, wait=window(answer.headers))
         data = json_object(answer.body)
         if answer.status == 429:
-            return Reply(ok=False, wait=seconds(data.get("retry_after")))
+            # Webhook requests carry no token: a global limit is this host's, for every webhook.
+            service_wide = data.get("global") is True \
+                or answer.headers.get("X-RateLimit-Global", "").lower() == "true" \
+                or answer.headers.get("X-RateLimit-Scope", "").lower() == "global"
+            return Reply(ok=False, wait=seconds(data.get("retry_after")), service_wide=service_wide)
         message, code = data.get("message"), data.get("code")
         if not isinstance(message, str):
             return Reply(ok=False)

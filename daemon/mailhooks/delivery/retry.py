@@ -86,7 +86,7 @@ class Settler:
         self.holds: dict[str, float] = {}
 
     def held_until(self, live: LiveWebhook) -> float:
-        return self.holds.get(live.sender.rate_key, 0.0)
+        return max(self.holds.get(live.sender.rate_key, 0.0), self.holds.get(_service_key(live), 0.0))
 
     def settle(
         self, live: LiveWebhook, breaker: Breaker, deliveries: list[Delivery], outcome: Outcome,
@@ -102,7 +102,7 @@ class Settler:
         if outcome.hold_until is not None:
             # A spent quota, a 429, or a success that used the last request of a window:
             # nothing goes to this destination before then.
-            key = live.sender.rate_key
+            key = _service_key(live) if outcome.hold_service else live.sender.rate_key
             self.holds[key] = max(self.holds.get(key, 0.0), outcome.hold_until)
             if not outcome.ok:
                 _log.warning("channel_held", webhook=live.id, channel=live.kind.type,
@@ -161,3 +161,8 @@ class Settler:
                 "circuit_opened", webhook=webhook_id, failures=breaker.failures,
                 probe_in=round(breaker.cooldown, 1), error=outcome.error,
             )
+
+
+def _service_key(live: LiveWebhook) -> str:
+    """The hold key of a whole service: no sender's `rate_key` (each has a ':')."""
+    return f"service {live.kind.type}"
