@@ -52,6 +52,12 @@ class Running:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
+def prune_interval(retention: float) -> float:
+    """Seconds between prunes of delivered rows: a delivered row lives at most the
+    retention and one interval."""
+    return min(PRUNE_EVERY, max(60.0, retention))
+
+
 class App:
     """The daemon. `handle_signals=False` runs it inside another program's event loop (a
     test's): it then stops when `stop_event` is set."""
@@ -159,7 +165,7 @@ class App:
 
     async def _prune_loop(self, spool: Spool) -> None:
         while True:
-            await asyncio.sleep(min(PRUNE_EVERY, max(60.0, self.settings.spool.retention)))
+            await asyncio.sleep(prune_interval(self.settings.spool.retention))
             try:
                 removed = await spool.prune()
                 _log.info("spool_pruned", deliveries=removed, spool_bytes=spool.size_bytes())
