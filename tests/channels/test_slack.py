@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -92,6 +93,24 @@ async def test_mentions_and_links_from_a_field_are_neutralised(
     assert text == ("*bounced*: &lt;!channel&gt;@example.com\n&lt;@U024BE7LH&gt; &amp; "
                     "&lt;https://evil.example|click here&gt; &lt;!here&gt;")
     assert "<" not in text and ">" not in text
+
+
+async def test_mentions_from_a_field_are_neutralised_in_blocks_too(
+    fake: FakeSlack, context: ChannelContext
+) -> None:
+    # A leaf that is one variable alone, or a typed filter whose default is a field, is a
+    # value like any other: escaped (a JSON payload would keep its type instead).
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "{{ diagnostic }}"},
+               "fields": [{"type": "mrkdwn", "text": "{{ smtp_code | int(diagnostic) }}"},
+                          {"type": "mrkdwn", "text": "{{ metadata }}"}]}]
+    hostile = event(3, event="bounced", diagnostic="<!channel> <https://evil.example|x>",
+                    metadata={"note": "<!here>"})
+    assert (await make(fake, context, blocks=blocks).send(message(hostile))).ok
+    block = fake.received[0]["blocks"][0]
+    assert block["text"]["text"] == "&lt;!channel&gt; &lt;https://evil.example|x&gt;"
+    assert block["fields"][0]["text"] == "&lt;!channel&gt; &lt;https://evil.example|x&gt;"
+    assert "<" not in block["fields"][1]["text"]
+    assert "<" not in json.dumps(fake.received[0])
 
 
 async def test_rate_limited_holds_for_retry_after(fake: FakeSlack, context: ChannelContext) -> None:

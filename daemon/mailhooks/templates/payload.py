@@ -12,6 +12,10 @@ expression and nothing else (whitespace aside), which keeps a type:
 - `{{ expression | int }}`, `| float`, `| bool`: a JSON number or boolean; a value the
   filter cannot convert (a missing field too) gives the filter's default: 0, 0.0,
   false, or its argument (`| int(-1)`).
+
+In any other mode (Slack's `blocks`: the payload is a chat message) every value is
+escaped for its service: `{{ name }}` alone is text like any other, and a typed leaf
+whose default is text has that text escaped, so no event field can ping or link.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from jinja2 import nodes
 
 from mailhooks.templates.compiler import Template, build, failure, parse
 from mailhooks.templates.errors import Where
-from mailhooks.templates.escaping import Mode
+from mailhooks.templates.escaping import ESCAPES, Mode
 from mailhooks.templates.filters import TYPED_FILTERS
 from mailhooks.templates.limits import DEFAULT_LIMITS, Budget, Limits, enter, leave
 from mailhooks.templates.values import VARIABLES, Variables, json_value
@@ -73,9 +77,10 @@ class _Variable(_Leaf):
 class _Typed(_Leaf):
     """`{{ expression | int }}` and the like, evaluated to the filter's own value."""
 
-    def __init__(self, jinja: JinjaTemplate, where: Where) -> None:
+    def __init__(self, jinja: JinjaTemplate, where: Where, escape: Callable[[str], str] | None) -> None:
         self.jinja = jinja
         self.where = where
+        self.escape = escape
 
     def render(self, variables: Variables, budget: Budget) -> tuple[Any, int]:
         env = self.jinja.environment
@@ -90,6 +95,8 @@ class _Typed(_Leaf):
                 or (isinstance(value, float) and math.isfinite(value))):
             raise self.where.error("a typed value must be a number, a boolean, text or null; "
                                    f"this default gives a {type(value).__name__}")
+        if isinstance(value, str) and self.escape is not None:
+            value = self.escape(value)  # a default taken from an event's field is a value too
         return value, 0
 
 
@@ -147,13 +154,13 @@ def _leaf(source: str, where: Where, mode: Mode, limits: Limits) -> _Leaf:
         return _Constant(source)
     env, tree = parse(source, where, mode)
     expression = _single_expression(tree)
-    if isinstance(expression, nodes.Name) and expression.name in VARIABLES:
+    if isinstance(expression, nodes.Name) and expression.name in VARIABLES and mode == "json":
         return _Variable(expression.name)
     if isinstance(expression, nodes.Filter) and expression.name in TYPED_FILTERS:
         assign = nodes.Assign(nodes.Name("result", "store"), expression)
         typed = nodes.Template([assign])
         typed.set_lineno(expression.lineno)
-        return _Typed(build(env, typed, where), where)
+        return _Typed(build(env, typed, where), where, ESCAPES[mode])
     return _Text(Template(source, where, mode, limits, env, build(env, tree, where)))
 
 
