@@ -52,6 +52,22 @@ def test_the_templates_own_text_is_never_escaped(mode: Mode, render: Render) -> 
     assert render(LITERAL[mode] + "{{ event }}", mode=mode) == LITERAL[mode] + "bounced"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_macros_or_set_blocks_own_text_is_not_escaped_twice(mode: Mode, render: Render) -> None:
+    # Their text is the template's, with each value escaped once inside; written out, it
+    # is not escaped again (Telegram showed `&lt;b&gt;` where the template said `<b>`).
+    values = with_fields(diagnostic=ATTACK)
+    once = render(LITERAL[mode] + "{{ diagnostic }}", mode=mode, values=values)
+    macro = ("{% macro line(value) %}" + LITERAL[mode] + "{{ value }}{% endmacro %}"
+             "{{ line(diagnostic) }}")
+    block = "{% set text %}" + LITERAL[mode] + "{{ diagnostic }}{% endset %}{{ text }}"
+    assert render(macro, mode=mode, values=values) == once
+    assert render(block, mode=mode, values=values) == once
+    # Anything made from that text is a value again: escaped, never let through raw.
+    joined = render("{% set text %}{{ diagnostic }}{% endset %}{{ text ~ '' }}", mode=mode, values=values)
+    assert mode in ("json", "text") or ATTACK not in joined
+
+
 def test_discord_values_cannot_mention_or_format() -> None:
     out = render_field("discord", "@everyone <@&1> **x** @here <#5>")
     assert "@everyone" not in out and "@here" not in out

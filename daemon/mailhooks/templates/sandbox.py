@@ -6,7 +6,8 @@ attributes are an allow-list (a few read-only methods of str, dict, list and tup
 can be called, the only global is a bounded `range` (no cycler, joiner, lipsum,
 namespace, dict), there is no loader (no include, import, extends), and every value goes
 through `finalize`, which escapes it for the mode. Jinja's `autoescape` is off: it can
-only HTML-escape, and `finalize` sees exactly the values and never the template's text.
+only HTML-escape, and `finalize` sees exactly the values and never the template's text
+(a macro's or a `{% set %}` block's text, escaped inside already, comes as `Rendered`).
 
 The code generator is Jinja's, with four changes so every unbounded step is bounded
 (see limits.py): a `for` loop iterates through `limited_iter` (deadline), `~` through
@@ -161,6 +162,14 @@ class _Generator(CodeGenerator):
         self.write(")")
 
 
+class Rendered(str):
+    """The text of a macro or a `{% set %}` block: the template's own text with its values
+    escaped already, so writing it escapes nothing again (no event value becomes one:
+    every str operation on it gives a plain str)."""
+
+    __slots__ = ()
+
+
 def _finalize(escape: Callable[[str], str] | None) -> Callable[[Any], str]:
     """Turns every value a template writes into escaped text, and counts it."""
     if escape is None:
@@ -173,9 +182,10 @@ def _finalize(escape: Callable[[str], str] | None) -> Callable[[Any], str]:
 
     def finalize_escaped(value: Any) -> str:
         budget = current()
-        text = value if type(value) is str else to_text(value, budget.max_work)
+        kind = type(value)
+        text = value if kind is str or kind is Rendered else to_text(value, budget.max_work)
         budget.spend(len(text))
-        return escape(text)
+        return text if kind is Rendered else escape(text)
 
     return finalize_escaped
 
@@ -200,7 +210,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
 
     def concat(self, parts: Iterable[str]) -> str:
         """Joins the text of a macro, a `{% set %}` block or a `{% filter %}` block."""
-        return bounded_concat(parts)
+        return Rendered(bounded_concat(parts))
 
     # -- what a template may read
 
