@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.utils import REPO
 
 from .conftest import Run
 
@@ -255,3 +258,12 @@ def test_options_and_the_directory_in_any_order(run: Run, hooks: Path) -> None:
         requests.append((head.splitlines()[0], json.loads(body)))
     assert requests == [requests[0]] * 3
     assert requests[0][1]["properties"]["code"] == 550  # --event bounced was taken each time
+
+
+def test_the_bundled_analytics_example_sends_unix_seconds(run: Run) -> None:
+    # An import API (Mixpanel's) takes `time` as unix seconds, not ISO 8601 text.
+    before = int(time.time())
+    ran = run("preview", "analytics-events", str(REPO / "webhooks.d"), "--event", "bounced")
+    assert ran.code == 0, ran.err
+    [item] = json.loads(ran.out.partition("\n\n")[2])  # a batching webhook: an array
+    assert before <= item["properties"]["time"] <= time.time()  # the sample's time is now
