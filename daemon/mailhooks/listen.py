@@ -24,6 +24,8 @@ from mailhooks.channels.signing import signatures
 # Standard Webhooks' libraries refuse a timestamp more than 5 minutes away from their clock,
 # either way: an old one may be a replay.
 TOLERANCE: Final = 300
+# 9999-12-30T23:59:59Z: the last second every time zone can show as a date of year 9999.
+LAST_SECOND: Final = 253402214399
 # A batch of the daemon's is at most a few MiB; a larger request is answered 413 unread.
 MAX_BODY_BYTES: Final = 64 * 1048576
 SIGNATURE_VERSION: Final = "v1,"
@@ -63,14 +65,14 @@ def verify(key: hmac.HMAC | None, message_id: str | None, timestamp: str | None,
                if not value]
     if missing or message_id is None or timestamp is None:
         return Verdict("malformed", f"malformed headers: no {' and no '.join(missing)}")
-    if not timestamp.isascii() or not timestamp.isdigit():
-        return Verdict("malformed", f"malformed headers: webhook-timestamp {timestamp!r} "
+    sent = unix_seconds(timestamp)
+    if sent is None:
+        return Verdict("malformed", f"malformed headers: webhook-timestamp {timestamp[:40]!r} "
                                     "is not unix seconds")
     given = [part.removeprefix(SIGNATURE_VERSION) for part in signature.split()
              if part.startswith(SIGNATURE_VERSION)]
     if not given:
         return Verdict("malformed", "malformed headers: webhook-signature has no v1,… signature")
-    sent = int(timestamp)
     expected = signatures([key], message_id, sent, body)[0].removeprefix(SIGNATURE_VERSION).encode()
     checked = len(given)
     if not any(hmac.compare_digest(expected, candidate.encode()) for candidate in given):
@@ -88,6 +90,15 @@ def verify(key: hmac.HMAC | None, message_id: str | None, timestamp: str | None,
                                     f"{TOLERANCE} s)", checked)
     several = f" (1 of {checked} v1 signatures matched)" if checked > 1 else ""
     return Verdict("valid", f"signature verified{several}", checked)
+
+
+def unix_seconds(text: str) -> int | None:
+    """Unix seconds written as digits, up to `LAST_SECOND` (what a date can show); None
+    for anything else, however many digits a sender wrote."""
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(LAST_SECOND)):
+        return None
+    seconds = int(text)
+    return seconds if seconds <= LAST_SECOND else None
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class Delivery:
     def sent_at(self) -> int | None:
         """`webhook-timestamp` as unix seconds, when it is one."""
         stamp = self.header("webhook-timestamp")
-        return int(stamp) if stamp is not None and stamp.isascii() and stamp.isdigit() else None
+        return None if stamp is None else unix_seconds(stamp)
 
     def body_as(self) -> tuple[Literal["empty", "json", "form", "text"], Any]:
         """The body decoded: JSON (any content type, as receivers parse it), a form's

@@ -14,12 +14,13 @@ from typing import Any, Final, TextIO
 
 import structlog
 
+from mailhooks.text import REDACTED
+
 _SECRET_KEY: Final = re.compile(
     r"secret|token|password|passwd|authorization|signature|api[-_]?key|user[-_]?key|cookie|"
     r"^headers$|credential",
     re.IGNORECASE,
 )
-REDACTED: Final = "[redacted]"
 _level = logging.INFO
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
+# What stands where a secret would be: in logs, errors, previews and shown requests.
+REDACTED: Final = "[redacted]"
+
 # C0 controls, DEL, NEL and the Unicode line and paragraph separators: each would start
 # a new line or move the cursor in a terminal, a log viewer or a CI annotation.
 _VISIBLE: Final = {

@@ -136,6 +136,28 @@ async def test_a_webhook_signing_with_another_secret_does_not_match(
                              "or the body changed on the way")
 
 
+@pytest.mark.parametrize("secret", [SECRET, None])
+async def test_a_hostile_timestamp_is_malformed_not_a_crash(
+    listeners: list[Listener], secret: str | None
+) -> None:
+    # 30 digits overflowed the date shown; 5,000 digits Python's int(); both were a 500
+    # with a traceback, and the delivery was never printed.
+    listener = await listen(listeners, secret=secret)
+    body = json.dumps(event(1)).encode()
+    stamps = ["9" * 30, "1" * 5000, "253402300799", "１２３"]
+    async with aiohttp.ClientSession() as session:
+        for stamp in stamps:
+            headers = {"webhook-id": "msg_1", "webhook-timestamp": stamp, "webhook-signature": "v1,AAAA",
+                       "content-type": "application/json"}
+            async with session.post(listener.url, data=body, headers=headers) as answer:
+                assert answer.status == 200
+    headlines = await listener.wait_for_headlines(len(stamps))
+    assert all("| sent " not in line for line in headlines)
+    if secret is not None:
+        assert all("NOT VERIFIED: malformed headers: webhook-timestamp" in line for line in headlines)
+    assert not any("Traceback" in line for line in listener.err)
+
+
 async def test_an_old_timestamp_is_too_old(listeners: list[Listener]) -> None:
     listener = await listen(listeners)
     body = json.dumps(event(1)).encode()
@@ -186,13 +208,18 @@ async def test_without_a_secret_signatures_are_not_checked(
 async def test_json_prints_one_object_per_delivery(listeners: list[Listener]) -> None:
     listener = await listen(listeners, "--json")
     assert listener.out == []  # the banner goes to stderr: stdout is NDJSON only
+    credentials = {"Authorization": "Bearer tok-5f1e", "X-Api-Key": "key-9a7c", "webhook-id": "msg_1"}
     async with aiohttp.ClientSession() as session:
         for body in (b'{"event": "delivered"}', b"a=1&b=\x1b", b"\x1b[31mred"):
-            async with session.post(listener.url, data=body) as answer:
+            async with session.post(listener.url, data=body, headers=credentials) as answer:
                 assert answer.status == 200
     await wait_until(lambda: len(listener.out) == 3, 5, "three JSON lines")
     records = [json.loads(line) for line in listener.out]
     assert [record["number"] for record in records] == [1, 2, 3]
+    # A credential the webhook sends is named, never printed.
+    assert records[0]["headers"]["authorization"] == records[0]["headers"]["x-api-key"] == "[redacted]"
+    assert records[0]["headers"]["webhook-id"] == "msg_1"
+    assert not any("tok-5f1e" in line or "key-9a7c" in line for line in listener.out + listener.err)
     assert records[0]["body"] == {"event": "delivered"}
     assert records[0]["signature"]["verdict"] == "no_signature"
     assert records[2]["body"] == "\x1b[31mred"

@@ -7,6 +7,7 @@ beside the notifier. The webhook model takes any registered one (`channels.regis
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -22,6 +23,13 @@ MAX_URL_LENGTH: Final = 2048
 URL_PATTERN: Final = describe_pattern(
     r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$",
     "is not an http(s) URL with a host name (and no spaces or line breaks)",
+)
+
+# Header names whose values are credentials: a webhook file must write them as references,
+# never literals; what shows a request's headers (listen --json) withholds their values.
+CREDENTIAL_HEADER: Final = re.compile(
+    r"authorization|cookie|token|secret|password|passwd|api[-_]?key|auth|signature|session",
+    re.IGNORECASE,
 )
 
 RetrySchedule = Annotated[

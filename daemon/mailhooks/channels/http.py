@@ -29,9 +29,9 @@ from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.egress import EgressDenied, EgressPolicy
 from mailhooks.reasons import os_reason
 from mailhooks.secrets import Resolved
+from mailhooks.text import REDACTED
 
 BODY_EXCERPT_BYTES: Final = 512
-REDACTED: Final = "[redacted]"
 # A `Retry-After` longer than this counts as this (SPEC §5): an answer cannot park a
 # delivery for centuries.
 MAX_RETRY_AFTER: Final = 86400.0

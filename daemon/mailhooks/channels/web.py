@@ -29,6 +29,7 @@ from yarl import URL
 import mailhooks
 from mailhooks.channels.base import ChannelKind, CheckOptions, Message, Outcome, WebhookRef
 from mailhooks.channels.config import (
+    CREDENTIAL_HEADER,
     MAX_URL_LENGTH,
     URL_PATTERN,
     Batch,
@@ -135,11 +136,6 @@ class WebChannel(ChannelConfig):
 
 # --- checks the schema cannot express -------------------------------------------------
 
-# Header names whose values are credentials: these must be references, never literals.
-_CREDENTIAL_HEADER: Final = re.compile(
-    r"authorization|cookie|token|secret|password|passwd|api[-_]?key|auth|signature|session",
-    re.IGNORECASE,
-)
 _RESERVED_HEADERS: Final = frozenset({
     "content-type", "content-length", "host", "transfer-encoding", "connection",
     "webhook-id", "webhook-timestamp", "webhook-signature",
@@ -203,7 +199,7 @@ def _check_headers(headers: dict[str, Any]) -> Iterator[SchemaProblem]:
                 f"knows; {HOW_TO_REFERENCE}",
             )
         # An unknown reference is reported above; calling it a literal too would be noise.
-        if _CREDENTIAL_HEADER.search(name) and not unknown and not contains_reference(value):
+        if CREDENTIAL_HEADER.search(name) and not unknown and not contains_reference(value):
             yield SchemaProblem(
                 where, f"channel.headers.{name}: a literal credential is not allowed; "
                 f"{HOW_TO_REFERENCE}",

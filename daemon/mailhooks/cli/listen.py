@@ -17,7 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from mailhooks.channels.config import CREDENTIAL_HEADER
 from mailhooks.cli.common import USAGE, CommandError, say, settings_of, shared
+from mailhooks.text import REDACTED
 
 if TYPE_CHECKING:
     import hmac
@@ -219,6 +221,8 @@ def record(delivery: Delivery) -> dict[str, Any]:
     kind, value = delivery.body_as()
     headers: dict[str, str] = {}
     for name, field in delivery.headers:
+        if CREDENTIAL_HEADER.search(name) and not name.startswith("webhook-"):
+            field = REDACTED  # an API key or a token the webhook sends: its name says enough
         headers[name] = f"{headers[name]}, {field}" if name in headers else field
     return {
         "number": delivery.number,

@@ -28,6 +28,7 @@ from yarl import URL
 
 from mailhooks.cli.common import USAGE, CommandError, directory_of, say, settings_of, shared
 from mailhooks.events import EVENT_NAMES, EventName
+from mailhooks.text import REDACTED
 
 if TYPE_CHECKING:
     from mailhooks.channels.base import Message
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from mailhooks.settings import Settings
     from mailhooks.webhooks.load import LoadedWebhook
 
-REDACTED: Final = "[redacted]"
 UNRESOLVED: Final = "[unresolved]"
 # A stand-in for a secret that cannot be resolved here: long enough to be a signing key.
 PLACEHOLDER: Final = "unresolved-placeholder-secret"
