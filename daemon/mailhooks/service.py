@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from mailhooks import grants, log, systemd
 from mailhooks.delivery.dispatcher import Dispatcher
@@ -24,6 +24,8 @@ from mailhooks.spool import DeliveryRecord, NewEvent, Spool, SpoolError, SpoolFu
 from mailhooks.trial import send_sample
 
 _log = log.get("mailhooks.app")
+# Distinct (source, kind) labels of skipped records at most: a client cannot grow the metrics.
+MAX_SKIP_KINDS: Final = 100
 
 
 class Service:
@@ -46,13 +48,18 @@ class Service:
 
     def note_skipped(self, source: str, skipped: Sequence[Skipped]) -> None:
         """Records a source did not turn into events: counted by kind, and logged once
-        per kind (a stream of one unknown record type is one line, not one per record)."""
+        per kind (a stream of one unknown record type is one line, not one per record).
+        Kinds are a metric label: past MAX_SKIP_KINDS, any new one counts as `other`."""
         for record in skipped:
-            self.metrics.source_skipped.labels(source, record.kind).inc()
-            if (source, record.kind) not in self._skip_kinds_logged:
-                self._skip_kinds_logged.add((source, record.kind))
-                _log.info("source_record_skipped", source=source, kind=record.kind,
-                          detail=record.detail, hint="counted from now on, not logged again")
+            kind = record.kind
+            if (source, kind) not in self._skip_kinds_logged:
+                if len(self._skip_kinds_logged) >= MAX_SKIP_KINDS:
+                    kind = "other"
+                if (source, kind) not in self._skip_kinds_logged:
+                    self._skip_kinds_logged.add((source, kind))
+                    _log.info("source_record_skipped", source=source, kind=kind,
+                              detail=record.detail, hint="counted from now on, not logged again")
+            self.metrics.source_skipped.labels(source, kind).inc()
 
     def webhook(self, webhook_id: str) -> LiveWebhook | None:
         return self.current.webhook(webhook_id)

@@ -57,6 +57,20 @@ async def test_unknown_record_types_are_counted_and_logged_once_per_kind(running
     assert sorted(line["kind"] for line in lines) == sorted(set(kinds))
 
 
+async def test_invented_record_types_cannot_grow_the_metrics(running: DaemonProcess) -> None:
+    # Each type name was a label of its own: any client with the send role could make
+    # series without end. Only KumoMTA's own names are labels; the rest is type:other.
+    names = [f"Made{first}{second}" for first in "ABCDEFGHIJKLMNOPQRST" for second in "abcdefghijklmno"]
+    records = [{"type": name, "id": str(number)} for number, name in enumerate(names)]
+    status, answer = await running.request("POST", "/sources/kumomta", data=json.dumps(records).encode())
+    assert (status, answer["skipped"]) == (202, 300)
+    _, metrics = await running.request("GET", "/metrics")
+    assert skipped_metric(metrics, "type:other") == 300
+    assert "MadeA" not in metrics
+    lines = [line for line in running.logs() if line.get("event") == "source_record_skipped"]
+    assert len(lines) == 1
+
+
 @pytest.mark.parametrize(("body", "content_type", "status"), [
     (BATCH, "text/plain", 415),
     (BATCH, "application/x-www-form-urlencoded", 415),

@@ -35,7 +35,9 @@ EVENT_OF_TYPE: Final[dict[str, str]] = {
     "Feedback": "complaint",
 }
 # Every other type (Delay, AdminRebind, DeferredInjectionRebind, …) moves a message between
-# KumoMTA's own queues: nothing happened to the email yet. They are skipped as `type:NAME`.
+# KumoMTA's own queues: nothing happened to the email yet. They are skipped as `type:NAME`
+# (`type:other` for a name KumoMTA does not document).
+QUEUE_TYPES: Final = frozenset({"Delay", "AdminRebind", "DeferredInjectionRebind"})
 CLASSIFIED_EVENTS: Final = frozenset({"bounced", "delayed", "rejected"})
 
 HARD_CLASSES: Final = frozenset({"InvalidRecipient", "BadDomain", "InactiveMailbox"})
@@ -128,7 +130,9 @@ def parse_record(record: dict[str, Any], parsed: Parsed) -> None:
 def _unknown_type(kind: object) -> Skipped:
     if not isinstance(kind, str) or not TYPE_NAME.fullmatch(kind):
         return skipped("malformed", "the record has no usable `type`")
-    return skipped(f"type:{kind}", f"a {kind} record is no email event")
+    # The kind is a metric label: only KumoMTA's own names make one, not any word a client sends.
+    known = kind if kind in QUEUE_TYPES else "other"
+    return skipped(f"type:{known}", f"a {kind} record is no email event")
 
 
 def _recipients(recipient: object, report: dict[str, Any] | None) -> list[tuple[object, str | None]]:
