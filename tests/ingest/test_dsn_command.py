@@ -42,6 +42,21 @@ async def test_no_daemon_is_exit_75(short_tmp: Path) -> None:
     assert "Traceback" not in err
 
 
+async def test_a_config_that_cannot_be_read_is_exit_78(short_tmp: Path) -> None:
+    # Postfix defers on 78 (EX_CONFIG) as on 75; the 2 a usage error gets elsewhere would
+    # bounce the report to the null sender, which drops it.
+    broken = short_tmp / "broken.yaml"
+    broken.write_text("spool: [not, a, mapping]\n")
+    for config in (short_tmp / "missing.yaml", broken):
+        code, out, err = await run_cli("ingest", "dsn", "--config", str(config),
+                                       "--socket", str(short_tmp / "none.sock"), stdin=BOUNCE)
+        assert (code, out) == (78, ""), err
+        assert err.count("\n") == 1 and "exit 78, for the MTA to keep the message" in err, err
+    # Any other source keeps the usual usage code.
+    code, _, _ = await run_cli("ingest", "pmta", "--config", str(short_tmp / "missing.yaml"), stdin=b"")
+    assert code == 2
+
+
 @pytest.mark.parametrize("status", [503, 500, 502, 403])
 async def test_a_daemon_that_cannot_take_it_now_is_exit_75(stand_in: StandIn, status: int) -> None:
     stand_in.answer = lambda _body: web.json_response({"error": "not now"}, status=status)

@@ -21,6 +21,7 @@ from mailhooks.settings import Settings
 from mailhooks.text import visible
 
 USAGE: Final = 2
+EX_CONFIG: Final = 78  # sysexits.h: a local configuration error (the MTA defers)
 
 
 class CommandError(Exception):

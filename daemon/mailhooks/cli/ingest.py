@@ -1,6 +1,8 @@
 """`mailhooks ingest kumomta|pmta|postfix|dsn`: a mail server's records → events → the
 running daemon (SPEC §8). Exits 0 when every event was sent, 1 when not; `ingest dsn`
-exits 75 (EX_TEMPFAIL) when the daemon cannot take the message now."""
+exits 75 (EX_TEMPFAIL) when the daemon cannot take the message now, and 78 (EX_CONFIG)
+when its own config cannot be read: Postfix defers on both, where any other code would
+bounce the report to the null sender, which drops it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailhooks.cli.common import USAGE, CommandError, say, settings_of, shared, socket_of
+from mailhooks.cli.common import EX_CONFIG, USAGE, CommandError, say, settings_of, shared, socket_of
 
 if TYPE_CHECKING:
     from mailhooks.ingest.streams import Run
@@ -53,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from mailhooks.ingest import streams
     from mailhooks.ingest.postfix import Options, postfix
 
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except CommandError as error:
+        if args.source == "dsn":  # an unreadable config is the host's to fix: keep the report
+            raise CommandError(f"{error}; exit 78, for the MTA to keep the message", EX_CONFIG) from None
+        raise
     socket = socket_of(args, settings)
     source: str = args.source
 
