@@ -71,3 +71,26 @@ def test_a_fifo_named_yaml_does_not_hang_validate(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "x.yaml")
     code = main(["validate", str(tmp_path)])
     assert code == 1
+
+
+async def test_a_link_to_a_credential_file_is_not_read(tmp_path: Path) -> None:
+    # Git carries links: a pull request could add x.yaml pointing at a credential file,
+    # and the loader's errors would show its keys (S3CRETKEY: unknown key).
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "crm-signing-secret").write_text("S3CRETKEY: hunter2\n")
+    hooks = tmp_path / "webhooks.d"
+    hooks.mkdir()
+    (hooks / "exfil.yaml").symlink_to(credentials / "crm-signing-secret")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "real.yaml").write_text(
+        "name: Real\nevents: [delivered]\nchannel: {type: web, url: 'https://crm.example.com/in'}\n")
+    (hooks / "linked.yaml").symlink_to(shared / "real.yaml")  # a link to a webhook file: read
+    code, out, err = await run_cli("validate", str(hooks))
+    assert code == 1, (out, err)
+    assert f"{hooks / 'exfil.yaml'}:1:1: a link to a file that is not a webhook file" in out
+    assert "S3CRETKEY" not in out + err and "hunter2" not in out + err
+    code, out, _ = await run_cli("list", "--json", str(hooks))
+    assert "S3CRETKEY" not in out
+    assert [row["id"] for row in json.loads(out)["webhooks"]] == ["linked"]

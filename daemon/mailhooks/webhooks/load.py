@@ -49,8 +49,15 @@ class LoadResult:
         return not self.problems
 
 
-def _walk(directory: Path) -> Iterator[tuple[Path, OSError | None]]:
-    """Candidate files below `directory`, following links but never around a loop."""
+# A link named x.yaml may point anywhere a pull request likes, a credential file too; its
+# content must never reach an error message, so only a link to a webhook file is read.
+LINK_TO_OTHER_FILE: Final = ("a link to a file that is not a webhook file (*.yaml, *.yml): "
+                             "not read")
+
+
+def _walk(directory: Path) -> Iterator[tuple[Path, OSError | str | None]]:
+    """Candidate files below `directory`, following links but never around a loop; with
+    why not, for a file that cannot be read or must not be."""
     seen: set[tuple[int, int]] = set()
     stack = [directory]
     while stack:
@@ -76,6 +83,9 @@ def _walk(directory: Path) -> Iterator[tuple[Path, OSError | None]]:
             if is_directory:
                 subdirectories.append(Path(entry.path))
             elif is_candidate(entry.name):
+                if entry.is_symlink() and not is_candidate(Path(entry.path).resolve().name):
+                    yield Path(entry.path), LINK_TO_OTHER_FILE
+                    continue
                 yield Path(entry.path), None
         stack.extend(reversed(subdirectories))
 
@@ -166,7 +176,8 @@ def load_steps(
             result.problems.append(Problem(str(directory), START, f"more than {MAX_FILES} files"))
             break
         if error is not None:
-            result.problems.append(Problem(shown, START, f"cannot read: {os_reason(error)}"))
+            said = error if isinstance(error, str) else f"cannot read: {os_reason(error)}"
+            result.problems.append(Problem(shown, START, said))
             continue
         relative = path.relative_to(directory)
         identifier = webhook_id(relative)
