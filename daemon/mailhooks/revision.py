@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import Final
 
 GIT_TIMEOUT: Final = 10.0
+# Never ask for a password, never page, never take a lock: `git status` would otherwise
+# refresh a stale index and write it back under .git/index.lock, racing with a `git pull`
+# of the checkout on the host. Reading is all mailhooks does with git.
+GIT_ENV: Final = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "GIT_OPTIONAL_LOCKS": "0"}
+
+
+def git_env() -> dict[str, str]:
+    """The environment for every git that mailhooks runs: the process's, read-only."""
+    return {**os.environ, **GIT_ENV}
 
 
 @dataclass(frozen=True)
@@ -41,9 +50,7 @@ def _git(directory: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), *args], capture_output=True, text=True,
-            timeout=GIT_TIMEOUT, check=False,
-            # Never ask anything, never page; the repository's hooks are not run by these.
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"},
+            timeout=GIT_TIMEOUT, check=False, env=git_env(),
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from mailhooks.revision import Revision, git_revision
 from tests.utils import DaemonProcess, Receiver, run_cli, wait_until
 
 
@@ -89,3 +91,50 @@ async def test_outside_git_the_revision_is_a_content_hash(daemon: DaemonProcess,
     await daemon.start()
     revision = (await _config(daemon))["revision"]
     assert revision["kind"] == "content" and revision["id"].startswith("sha256:")
+
+
+def _index(repo: Path) -> tuple[bytes, int]:
+    index = repo / ".git" / "index"
+    return index.read_bytes(), index.stat().st_mtime_ns
+
+
+def test_reading_the_revision_never_writes_the_index(tmp_path: Path) -> None:
+    """`git status` refreshes a stale index and writes it back under .git/index.lock unless
+    optional locks are off: on a host that would race with a `git pull` of the checkout."""
+    repo = tmp_path / "hooks"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "crm.yaml").write_text(webhook("https://crm.example.com/in"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    before = _index(repo)
+    # The same content with a new modification time: the index's stat data is stale.
+    later = before[1] + 5_000_000_000
+    os.utime(repo / "crm.yaml", ns=(later, later))
+    (repo / ".git" / "index.lock").write_bytes(b"")  # held, as by a `git pull` under way
+    revision = git_revision(repo)
+    assert revision == Revision("git", git(repo, "rev-parse", "HEAD"), dirty=False)
+    assert (repo / ".git" / "index.lock").read_bytes() == b""
+    (repo / ".git" / "index.lock").unlink()
+    assert git_revision(repo) == revision
+    assert _index(repo) == before
+
+
+async def test_the_daemons_reload_leaves_the_index_alone(daemon: DaemonProcess, receiver: Receiver) -> None:
+    repo = daemon.webhooks
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "crm.yaml").write_text(webhook(receiver.url))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    await daemon.start()
+    before = _index(repo)
+    loaded_at = (await _config(daemon))["last_reload"]["at"]
+    # Rewritten with the same bytes: a reload, and a stale index for `git status`.
+    (repo / "crm.yaml").write_text(webhook(receiver.url))
+
+    async def reloaded() -> bool:
+        return bool((await _config(daemon))["last_reload"]["at"] > loaded_at)
+
+    await wait_until(reloaded, 15, "a reload after the rewrite")
+    assert (await _config(daemon))["revision"]["dirty"] is False
+    assert _index(repo) == before

@@ -21,6 +21,7 @@ from typing import IO, Final, Literal
 
 from mailhooks.documents.positions import START, Problem
 from mailhooks.reasons import os_reason
+from mailhooks.revision import git_env
 from mailhooks.settings import Secrets, Settings
 from mailhooks.webhooks.ids import is_candidate
 from mailhooks.webhooks.load import MAX_FILES, LoadResult, load_directory
@@ -30,8 +31,6 @@ GIT_TIMEOUT: Final = 120.0
 REGULAR_MODES: Final = frozenset({"100644", "100755"})
 SYMLINK_MODE: Final = "120000"
 MAX_LINK_HOPS: Final = 8
-# Never ask for a password, never page, never take a lock: reading is all this does.
-_GIT_ENV: Final = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "GIT_OPTIONAL_LOCKS": "0"}
 
 
 class SnapshotError(Exception):
@@ -77,7 +76,7 @@ def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     try:
         done = subprocess.run(
             ["git", "--literal-pathspecs", "-C", str(root), *args], capture_output=True,
-            timeout=GIT_TIMEOUT, check=False, env={**os.environ, **_GIT_ENV},
+            timeout=GIT_TIMEOUT, check=False, env=git_env(),
         )
     except FileNotFoundError:
         raise SnapshotError("git is not installed (needed to read a revision)") from None
@@ -180,7 +179,7 @@ def _cat(root: Path, oids: list[str]) -> Iterator[tuple[str, bytes]]:
         return
     process = subprocess.Popen(
         ["git", "-C", str(root), "cat-file", "--batch"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_GIT_ENV},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(),
     )
     stdin, stdout = process.stdin, process.stdout
     assert stdin is not None and stdout is not None
