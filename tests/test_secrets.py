@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from mailhooks.channels.pushover import PushoverChannel
 from mailhooks.channels.web import WebChannel
 from mailhooks.secrets import (
+    MAX_SECRET_BYTES,
     SecretError,
     SecretSources,
     contains_reference,
@@ -98,6 +100,22 @@ def test_a_missing_credential_file_names_the_reference_and_path(tmp_path: Path) 
 def test_a_credential_name_cannot_leave_the_directory(tmp_path: Path, name: str) -> None:
     with pytest.raises(SecretError, match="cannot contain"):
         resolve_all([f"${{credential:{name}}}"], sources(credentials=tmp_path))
+
+
+def test_a_file_reference_reads_only_a_small_regular_file(tmp_path: Path) -> None:
+    # Without secrets.dirs any path may be named: a FIFO would hang the load and
+    # /dev/zero fill the daemon's memory.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (MAX_SECRET_BYTES + 1))
+    for path, reason in ((fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file"),
+                         (big, f"over {MAX_SECRET_BYTES} bytes"), (tmp_path, "Is a directory")):
+        with pytest.raises(SecretError) as raised:
+            resolve(f"${{file:{path}}}", sources())
+        assert str(raised.value) == f"${{file:{path}}}: cannot read {path}: {reason}"
+    big.write_bytes(b"k" * (MAX_SECRET_BYTES - 1) + b"\n")  # at the limit, its newline too: read
+    assert len(resolve(f"${{file:{big}}}", sources())) == MAX_SECRET_BYTES - 1
 
 
 def test_errors_never_carry_a_value(tmp_path: Path) -> None:

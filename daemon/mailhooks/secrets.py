@@ -15,6 +15,7 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
+from mailhooks.files import read_regular
 from mailhooks.reasons import os_reason
 
 SECRET_REF_PATTERN: Final = (
@@ -33,6 +34,10 @@ HOW_TO_REFERENCE: Final = (
     "write a reference instead: ${env:NAME}, ${file:/absolute/path} "
     "or ${credential:NAME} (systemd LoadCredential=)"
 )
+
+# A secret is a token, a key or a PEM file: 64 KiB is far more than any, and bounds what
+# a reference to /dev/zero or a huge file could make the daemon read.
+MAX_SECRET_BYTES: Final = 65536
 
 
 class SecretError(Exception):
@@ -79,7 +84,8 @@ def contains_reference(text: str) -> bool:
 
 def _read_secret_file(path: Path, reference: str) -> str:
     try:
-        return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        raw = read_regular(path, MAX_SECRET_BYTES)
+        return raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
     except FileNotFoundError:
         raise SecretError(f"{reference}: file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:

@@ -3,8 +3,6 @@ schema's messages for a file that fails, pydantic's typed model for one that pas
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from mailhooks.documents.positions import START, PathPart, Position, SchemaProblem, dotted
 from mailhooks.documents.schema import problems
 from mailhooks.documents.yaml import Document, YamlError
+from mailhooks.files import FileTooLarge, NotRegularFile, read_regular
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Found = list[tuple[Position, str]]
@@ -22,18 +21,14 @@ Found = list[tuple[Position, str]]
 def read_limited(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, or an error before reading more than `max_bytes` of it. Only a
     regular file is read: opening a FIFO named `x.yaml` would block until a writer came."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(path, flags)
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise YamlError("not a regular file")
-        raw = handle.read(max_bytes + 1)
-    if len(raw) > max_bytes:
+    try:
+        return read_regular(path, max_bytes)
+    except NotRegularFile:
+        raise YamlError("not a regular file") from None
+    except FileTooLarge:
         raise YamlError(
             f"file too large: over {max_bytes} bytes (limits.max_file_bytes in the config)"
-        )
-    return raw
+        ) from None
 
 
 def check_document(
