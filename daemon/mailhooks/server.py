@@ -170,7 +170,7 @@ async def test_webhook(service: Service, request: web.BaseRequest, webhook_id: s
     if request.can_read_body:
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             return _error(400, "body must be JSON, e.g. {\"event\": \"bounced\"}")
         if isinstance(body, dict) and isinstance(body.get("event"), str):
             event_name = body["event"]
@@ -210,7 +210,7 @@ async def deliveries(service: Service, request: web.BaseRequest) -> web.Response
 async def replay(service: Service, request: web.BaseRequest) -> web.Response:
     try:
         body = await request.json()
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return _error(400, 'body must be JSON: {"ids": [1, 2]} or {"webhook": "ID"}')
     ids = body.get("ids") if isinstance(body, dict) else None
     webhook = body.get("webhook") if isinstance(body, dict) else None

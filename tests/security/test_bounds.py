@@ -51,6 +51,9 @@ STRING_BOUNDS = {
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def one_daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DaemonProcess]:
     process = DaemonProcess(Path(tmp_path_factory.mktemp("bounds")))
+    # A webhook taking every event (to a port nobody listens on): a spooled event shows
+    # in /deliveries, so half a batch taken would be seen.
+    process.add_webhook("all", "http://127.0.0.1:9/hook", channel={"retry_schedule": [3600]})
     await process.start()
     yield process
     await process.stop()
@@ -74,6 +77,14 @@ async def test_each_finding_is_a_400_naming_the_field(
     assert [detail["index"] for detail in answer["details"]] == [1]
     _, listed = await one_daemon.request("GET", "/deliveries?limit=10000")
     assert all(row["event_id"] != f"good-{number}" for row in listed["deliveries"]), "half a batch"
+
+
+@pytest.mark.parametrize("path", ["/deliveries/replay", "/webhooks/all/test"])
+@pytest.mark.parametrize("body", [b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000, b"{"])
+async def test_an_admin_body_that_is_no_json_is_a_400(one_daemon: DaemonProcess, path: str,
+                                                      body: bytes) -> None:
+    status, answer = await one_daemon.request("POST", path, data=body)
+    assert status == 400 and "body must be JSON" in answer["error"], (status, answer)
 
 
 async def test_a_listing_limit_out_of_range_is_a_400(one_daemon: DaemonProcess) -> None:
