@@ -46,6 +46,18 @@ async def test_state_directory_and_spool_are_private(daemon: DaemonProcess) -> N
     assert modes["spool.db"] == 0o600 and all(mode & 0o077 == 0 for mode in modes.values()), modes
 
 
+async def test_a_spool_left_readable_by_an_older_version_is_made_private(daemon: DaemonProcess) -> None:
+    await daemon.start()
+    await daemon.stop()
+    state = Path(daemon.config["state_dir"])
+    for name in _modes(state):
+        if name != ".":
+            (state / name).chmod(0o644)  # as an older version, or a restore from a backup, left it
+    await daemon.start()
+    modes = _modes(state)
+    assert all(mode & 0o077 == 0 for name, mode in modes.items() if name != "."), modes
+
+
 def _modes(directory: Path) -> dict[str, int]:
     found = {".": stat.S_IMODE(directory.stat().st_mode)}
     found.update({path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()

@@ -84,6 +84,21 @@ def check_sqlite() -> None:
         probe.close()
 
 
+def _make_private(path: Path) -> None:
+    """A spool made by an older version, or restored from a backup, may be readable by
+    others: it holds recipients' addresses, so it is made 0600 as a new one is (and its
+    -wal and -shm files, which SQLite would otherwise create with the same mode). Only
+    the daemon's own files: another owner's, or a read-only file system, stay as they are,
+    for the open to say what is wrong."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+                file.chmod(0o600)
+        except OSError:
+            continue
+
+
 def open_writer(path: Path) -> sqlite3.Connection:
     """The writer's connection, the schema created or checked."""
     check_sqlite()
@@ -97,6 +112,8 @@ def open_writer(path: Path) -> sqlite3.Connection:
             pass
         except OSError as error:
             raise SpoolError(f"spool {path} cannot be created: {error.strerror}") from None
+    else:
+        _make_private(path)
     try:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         version = connection.execute("PRAGMA user_version").fetchone()[0]
