@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mailhooks.gitops.estimate import MetricsError, rates
 from tests.gitops.conftest import ANALYTICS, GitRepo, Run, diff_schema, markdown_parser
 from tests.gitops.test_formats import tables
 from tests.utils import _SUBPROCESS_ENV, REPO, DaemonProcess
@@ -124,3 +126,56 @@ async def test_estimate_from_a_running_daemon(widened: GitRepo, daemon: DaemonPr
     esp = next(cost for cost in estimate["destinations"] if cost["destination"] == "https://esp.example.net")
     assert esp["added_per_hour"] == pytest.approx(rates["delivered"] + rates["bounced"], rel=0.001)
     assert not any("saved file" in note for note in estimate["notes"])
+
+
+COUNTER = 'mailhooks_events_received_total{event="delivered"}'
+HOSTILE = {
+    "nan-counter": (f"{COUNTER} NaN\n", f"{COUNTER} is nan"),
+    "inf-counter": (f"{COUNTER} +Inf\n", f"{COUNTER} is inf"),
+    "negative-counter": (f"{COUNTER} -5\n", f"{COUNTER} is -5"),
+    "huge-counter": (f"{COUNTER} 1e308\n", f"{COUNTER} is 1e+308"),
+    "nan-start": ("mailhooks_start_time_seconds NaN\n", "mailhooks_start_time_seconds is nan"),
+    "inf-start": ("mailhooks_start_time_seconds +Inf\n", "mailhooks_start_time_seconds is inf"),
+    "minus-inf-start": ("mailhooks_start_time_seconds -Inf\n", "mailhooks_start_time_seconds is -inf"),
+    "huge-start": ("mailhooks_start_time_seconds 1e308\n", "mailhooks_start_time_seconds is 1e+308"),
+    "minus-huge-start": ("mailhooks_start_time_seconds -1e308\n", "mailhooks_start_time_seconds is -1e+308"),
+    "megabyte-label": (f'mailhooks_events_received_total{{event="delivered",note="{"y" * 2**20}"}} NaN\n',
+                       f"{COUNTER} is nan"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_corrupt_metrics_file_is_one_line_naming_the_sample(
+    widened: GitRepo, run: Run, tmp_path: Path, name: str
+) -> None:
+    """A saved file is anyone's text: a value no daemon writes is refused as an unreadable
+    source (exit 2), in one short line that names the file and the sample."""
+    bad, said = HOSTILE[name]
+    path = tmp_path / f"{name}.txt"
+    # The bad line last: it replaces the good sample of the same name.
+    path.write_text(METRICS + bad)
+    os.utime(path, (STARTED + 3600, STARTED + 3600))
+    for fmt in ("text", "json"):
+        ran = run("--webhooks", str(widened.hooks), "HEAD", "--format", fmt, f"--estimate={path}")
+        assert (ran.code, ran.out) == (2, "")
+        assert ran.err.startswith(f"mailhooks diff: --estimate: {path}: {said}: "), ran.err[:500]
+        assert ran.err.count("\n") == 1 and len(ran.err) < 500
+        assert "Traceback" not in ran.err
+
+
+def test_a_megabyte_line_that_is_not_prometheus_is_said_in_one_short_line(
+    widened: GitRepo, run: Run, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text("x" * 2**20 + "\n" + METRICS)
+    ran = run("--webhooks", str(widened.hooks), "HEAD", f"--estimate={path}")
+    assert ran.code == 2
+    assert ran.err.startswith(f"mailhooks diff: --estimate: {path}: not Prometheus text: ")
+    assert ran.err.count("\n") == 1 and len(ran.err) < 500
+
+
+def test_a_measurement_time_beyond_any_calendar_is_refused() -> None:
+    # Filesystems clamp what a file can be dated (ext4 to 2446): the time is checked anyway.
+    for now in (1e17, math.inf, math.nan):
+        with pytest.raises(MetricsError, match=r"^measured at (1e\+17|inf|nan): not a date$"):
+            rates(METRICS, now, "metrics.txt", saved=True)

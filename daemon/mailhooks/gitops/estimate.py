@@ -10,6 +10,7 @@ the events, so with filters the number is an upper bound.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -18,10 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailhooks.events import EVENT_NAMES
 from mailhooks.gitops.model import DestinationCost, Diff, Estimate, Rate
+from mailhooks.text import one_line
 
 RECEIVED: Final = "mailhooks_events_received_total"
 STARTED: Final = "mailhooks_start_time_seconds"
 MAX_METRICS_BYTES: Final = 64 * 1024 * 1024
+MAX_COUNT: Final = 2**53
+MAX_QUOTED: Final = 200
 
 
 class MetricsError(ValueError):
@@ -39,26 +43,56 @@ class Rates:
     saved: bool
 
 
+def _count(event: str, value: float) -> float:
+    """A counter's value, or MetricsError naming the sample: NaN, an infinity, a negative
+    number or one past 2**53 (where a float stops counting one by one) is no daemon's."""
+    if not (math.isfinite(value) and 0 <= value <= MAX_COUNT):
+        raise MetricsError(f'{RECEIVED}{{event="{event}"}} is {value:g}: a counter is a number of '
+                           f"events, from 0 to {MAX_COUNT}")
+    return value
+
+
+def _start(value: float, now: float, measured_at: datetime) -> float:
+    """The daemon's start time, or MetricsError: a unix time before the measurement."""
+    if not (math.isfinite(value) and value >= 0):
+        raise MetricsError(f"{STARTED} is {value:g}: not a time (unix seconds)")
+    if value >= now:
+        raise MetricsError(f"{STARTED} is {value:g}: not in the past of the measurement "
+                           f"({measured_at.isoformat(timespec='seconds')})")
+    return value
+
+
+def _measured_at(now: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(now, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise MetricsError(f"measured at {now:g}: not a date") from None
+
+
 def rates(text: str, now: float, source: str, *, saved: bool) -> Rates:
-    """The rates in the daemon's metrics text, as of `now` (unix seconds)."""
+    """The rates in the daemon's metrics text, as of `now` (unix seconds). MetricsError
+    when the text is not the daemon's, or holds a value no daemon writes."""
+    measured_at = _measured_at(now)
     counts: dict[str, float] = {}
     started: float | None = None
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == RECEIVED and sample.labels.get("event") in EVENT_NAMES:
-                    counts[sample.labels["event"]] = sample.value
+                event = sample.labels.get("event")
+                if sample.name == RECEIVED and event in EVENT_NAMES:
+                    counts[event] = sample.value
                 elif sample.name == STARTED:
                     started = sample.value
     except ValueError as error:
-        raise MetricsError(f"not Prometheus text: {error}") from None
+        # The parser's message may quote a whole line: a megabyte of it, or control bytes.
+        raise MetricsError(f"not Prometheus text: {one_line(str(error), MAX_QUOTED)}") from None
     if started is None:
         raise MetricsError(f"no {STARTED}: not the /metrics of a mailhooks daemon")
-    seconds = now - started
-    if seconds <= 0:
-        raise MetricsError(f"{STARTED} is not in the past of the measurement")
-    per_hour: dict[str, float] = {event: counts.get(event, 0.0) * 3600 / seconds for event in EVENT_NAMES}
-    return Rates(source, datetime.fromtimestamp(now, UTC), seconds, per_hour, saved)
+    seconds = now - _start(started, now, measured_at)
+    per_hour: dict[str, float] = {
+        event: _count(event, counts.get(event, 0.0)) * 3600 / seconds for event in EVENT_NAMES
+    }
+    return Rates(source, measured_at, seconds, per_hour, saved)
 
 
 def estimate(diff: Diff, measured: Rates) -> Estimate:
