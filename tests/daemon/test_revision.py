@@ -138,3 +138,51 @@ async def test_the_daemons_reload_leaves_the_index_alone(daemon: DaemonProcess, 
     await wait_until(reloaded, 15, "a reload after the rewrite")
     assert (await _config(daemon))["revision"]["dirty"] is False
     assert _index(repo) == before
+
+
+def _repository_with_webhooks_below(daemon: DaemonProcess, url: str) -> tuple[Path, Path]:
+    """A repository of webhooks as one is kept: `webhooks.d/` beside a README; the
+    daemon loads `webhooks.d/`. Returns the repository and the directory."""
+    repo = daemon.root / "repo"
+    hooks = repo / "webhooks.d"
+    hooks.mkdir(parents=True)
+    daemon.config["webhooks_dir"] = str(hooks)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("webhooks\n")
+    (hooks / "crm.yaml").write_text(webhook(url))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    return repo, hooks
+
+
+async def test_status_says_the_checkout_is_ahead_of_a_reload_that_failed(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    repo, hooks = _repository_with_webhooks_below(daemon, receiver.url)
+    good = git(repo, "rev-parse", "HEAD")
+    await daemon.start()
+    code, out, _ = await run_cli("status", "--socket", str(daemon.socket))
+    assert code == 0 and f"revision: {good} (git)\n" in out
+    assert "not loaded yet" not in out
+
+    # A commit that does not load: the host keeps running the good one.
+    (hooks / "crm.yaml").write_text("name: [\n")
+    git(repo, "commit", "-qam", "broken")
+    broken = git(repo, "rev-parse", "HEAD")
+
+    async def read_broken() -> bool:
+        read = (await _config(daemon))["read_revision"]
+        return read is not None and read["id"] == broken
+
+    await wait_until(read_broken, 15, "the broken commit read")
+    # Then the checkout moves on by a commit beside the directory: no reload reads it.
+    (repo / "README.md").write_text("webhooks, reviewed\n")
+    git(repo, "commit", "-qam", "docs")
+    ahead = git(repo, "rev-parse", "HEAD")
+    assert (await _config(daemon))["revision"]["id"] == good
+    code, out, _ = await run_cli("status", "--socket", str(daemon.socket))
+    assert code == 0
+    assert f"revision: {good} (git)\n" in out
+    assert f"          the last reload read {broken} and refused a file: see the errors above\n" in out
+    assert (f"          the checkout is at {ahead}: not loaded yet (a reload is due, or failed: "
+            "mailhooks validate)\n") in out
