@@ -22,8 +22,9 @@ MAX_LINES = 450
 # module, or a package (every module in it).
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: plain values and helpers, no daemon parts
-    ("mailhooks", "mailhooks.reasons", "mailhooks.files", "mailhooks.text", "mailhooks.addresses",
-     "mailhooks.log", "mailhooks.systemd", "mailhooks.events", "mailhooks.sources"),
+    ("mailhooks", "mailhooks.reasons", "mailhooks.files", "mailhooks.text", "mailhooks.masking",
+     "mailhooks.addresses", "mailhooks.log", "mailhooks.systemd", "mailhooks.events",
+     "mailhooks.sources"),
     ("mailhooks.secrets", "mailhooks.settings", "mailhooks.documents", "mailhooks.templates"),
     # [keep] and [out]: the spool, and the channels with their configs
     ("mailhooks.spool", "mailhooks.channels", "mailhooks.config_file", "mailhooks.intake",

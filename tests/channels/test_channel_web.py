@@ -10,6 +10,7 @@ import unittest.mock
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import StreamReader, web
@@ -337,6 +338,21 @@ def test_excerpt_of_a_public_answer_is_capped_and_scrubbed(make_web: MakeWeb) ->
     assert SECRETS["${env:API_KEY}"] not in excerpt
     private = Answer(500, CIMultiDictProxy(CIMultiDict()), b"internal data", public_peer=False)
     assert sender.excerpt(private) == ""
+
+
+def test_a_secret_echoed_in_another_form_is_scrubbed_too(context: ChannelContext) -> None:
+    # A receiver echoes what it got as JSON, or in a URL: the secret's bytes change, not
+    # what they give away.
+    secret = 'k/ey+"with space&1'
+    model = WebChannel.model_validate({"type": "web", "url": "https://crm.example.com/hook",
+                                       "headers": {"X-Api-Key": "${env:ODD}"}})
+    sender = WebSender(WebhookRef("crm/opens", "CRM opens"), model, Resolved({"${env:ODD}": secret}), context)
+    echoes = [json.dumps({"headers": {"X-Api-Key": secret}}), f"/hook?key={quote_plus(secret)}",
+              f"/hook/{quote(secret, safe='')}", f"said: {secret}"]
+    for echoed in echoes:
+        scrubbed = sender.excerpt(Answer(400, CIMultiDictProxy(CIMultiDict()), echoed.encode(),
+                                         public_peer=True))
+        assert "[redacted]" in scrubbed and "ey+" not in scrubbed and "ey%2B" not in scrubbed, scrubbed
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["answer-complete", "answer-streaming"])

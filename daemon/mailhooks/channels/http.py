@@ -27,11 +27,14 @@ from yarl import URL
 from mailhooks.channels.base import ChannelKind, Message, Outcome, WebhookRef
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.egress import EgressDenied, EgressPolicy
+from mailhooks.masking import Mask
 from mailhooks.reasons import os_reason
 from mailhooks.secrets import Resolved
 from mailhooks.text import REDACTED
 
 BODY_EXCERPT_BYTES: Final = 512
+# A shorter secret is not scrubbed: it would match ordinary text everywhere.
+MIN_SCRUBBED: Final = 4
 # A `Retry-After` longer than this counts as this (SPEC §5): an answer cannot park a
 # delivery for centuries.
 MAX_RETRY_AFTER: Final = 86400.0
@@ -175,6 +178,7 @@ class HttpSender:
         self._context = context
         self._url = url
         self._secrets = secrets
+        self._mask: Mask | None = None  # made on the first scrub: most senders never need one
         self._timeout = timeout or context.settings.timeout
         self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
         self._egress = EgressPolicy.from_settings(context.settings)
@@ -235,15 +239,15 @@ class HttpSender:
         return Prepared("POST", built.url or self._url, headers, body)
 
     def scrub(self, text: str) -> str:
-        """`text` (an answer, an error) with every secret of this webhook redacted: a
-        receiver that echoes its request back must not hand the secrets to whoever runs
-        the Test button or reads the log."""
+        """`text` (an answer, an error) with every secret of this webhook redacted, in any
+        form a receiver may echo it (JSON-escaped, percent-encoded…): whoever runs the
+        Test button or reads the log must not get them."""
+        if self._mask is None:
+            self._mask = Mask(value for value in self._secrets.values() if len(value) >= MIN_SCRUBBED)
+        text = self._mask(text)
         for value in self._secrets.values():
-            if len(value) < 4:
-                continue
-            text = text.replace(value, REDACTED)
             # An excerpt cut inside a secret must not end with its first characters.
-            for length in range(len(value) - 1, 3, -1):
+            for length in range(len(value) - 1, MIN_SCRUBBED - 1, -1):
                 if text.endswith(value[:length]):
                     text = text[:-length] + REDACTED
                     break

@@ -20,14 +20,13 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl, quote_plus
-
-from yarl import URL
+from urllib.parse import parse_qsl
 
 from mailhooks.cli.common import USAGE, CommandError, directory_of, say, settings_of, shared
 from mailhooks.events import EVENT_NAMES, EventName
+from mailhooks.masking import Mask
 from mailhooks.text import REDACTED
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = _loaded(args, settings)
     channel = loaded.webhook.channel
     resolved, placeholders = _secrets(channel, settings)
-    mask = Mask(resolved.values(), placeholders.values())
+    mask = Mask(resolved.values(), [(placeholders.values(), UNRESOLVED)])
     try:
         sender = build_sender(WebhookRef(loaded.id, loaded.webhook.name), channel,
                               Resolved({**resolved, **placeholders}), ChannelContext(settings))
@@ -123,40 +122,6 @@ def _secrets(channel: ChannelConfig, settings: Settings) -> tuple[dict[str, str]
             say(f"mailhooks preview: {error}; previewing with a placeholder, shown as {UNRESOLVED}",
                 err=True)
     return resolved, placeholders
-
-
-def forms(value: str) -> set[str]:
-    """The ways a secret may be written in a request: as it is, trimmed, form-encoded, and
-    for a URL as the sender writes it (a default port dropped) and its path and query."""
-    found = {value, value.strip(), quote_plus(value), quote_plus(value.strip())}
-    if "://" in value:
-        for encoded in (True, False):
-            try:
-                url = URL(value.strip(), encoded=encoded)
-            except ValueError:
-                continue
-            found.update((str(url), url.raw_path_qs if len(url.raw_path_qs) > 1 else ""))
-    found.discard("")
-    return found
-
-
-class Mask:
-    """Replaces every form of every secret value in one pass: resolved ones by
-    `[redacted]`, placeholders by `[unresolved]`."""
-
-    def __init__(self, secrets: Iterable[str], placeholders: Iterable[str] = ()) -> None:
-        shown: dict[str, str] = {}
-        for values, label in ((placeholders, UNRESOLVED), (secrets, REDACTED)):
-            for value in values:
-                shown.update(dict.fromkeys(forms(value), label))
-        self._shown = shown
-        ordered = sorted(shown, key=len, reverse=True)  # the longest form of a value first
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def __call__(self, text: str) -> str:
-        if self._pattern is None:
-            return text
-        return self._pattern.sub(lambda found: self._shown[found[0]], text)
 
 
 # -- the sample -------------------------------------------------------------------------
