@@ -23,29 +23,63 @@ from tests.utils import DaemonProcess, Receiver, event, run_cli, wait_until
 
 
 async def test_a_batch_is_retried_whole_under_the_same_id(daemon: DaemonProcess) -> None:
-    answers = iter([500])
+    """Newer events arrive while a failed batch waits for its retry: some while it is not
+    yet due, some once it is due but the lane is still busy (a batch at a time). None of
+    them joins the retry, though it has room for them (max_events 8)."""
+    released = asyncio.Event()
+    answered = 0
 
-    async def once_down(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
-        return web.Response(status=next(answers, 200))
+    async def down_then_slow(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
+        nonlocal answered
+        answered += 1
+        if answered == 1:
+            return web.Response(status=500)
+        if answered == 2:
+            await released.wait()
+        return web.Response(status=200)
 
-    receiver = await Receiver(handler=once_down).start()
+    receiver = await Receiver(handler=down_then_slow).start()
     try:
         daemon.add_webhook("batched", receiver.url, channel={
-            "batch": {"max_events": 5, "max_wait": 0.2}, "retry_schedule": [0.5, 0.5]})
+            "batch": {"max_events": 8, "max_wait": 0.2}, "retry_schedule": [2, 2], "timeout": 60})
         await daemon.start()
         status, _ = await daemon.post([event(number) for number in range(5)])
         assert status == 202
-        await wait_until(lambda: len(receiver.requests) == 2, 20, "the batch and its retry")
-        # Meanwhile newer events arrive; they must not join the retried batch.
-        await daemon.post([event(number) for number in range(5, 8)])
-        await wait_until(lambda: len(receiver.requests) >= 3, 20, "the next batch")
+
+        async def waiting_for_retry() -> bool:
+            rows = await deliveries(daemon, webhook="batched", state="pending")
+            return len(rows) == 5 and all(row["attempts"] == 1 for row in rows)
+
+        await wait_until(waiting_for_retry, 20, "the batch to fail and wait for its retry")
+        due_at = max(row["next_attempt_at"] for row in await deliveries(daemon, webhook="batched"))
+        # Newer events while the retry is not yet due (1.6 s at the least): a batch of
+        # their own, which the endpoint holds past the retry's due time.
+        status, _ = await daemon.post([event(number) for number in range(5, 10)])
+        assert status == 202
+        await wait_until(lambda: len(receiver.requests) == 2, 20, "the newer batch")
+        await wait_until(lambda: time.time() > due_at + 0.1, 10, "the retry to fall due")
+        # More while the retry is due and waits for the lane.
+        status, _ = await daemon.post([event(number) for number in range(10, 13)])
+        assert status == 202
+        assert len(receiver.requests) == 2, "the lane is busy: the retry has not gone out"
+        released.set()
+
+        async def all_delivered() -> bool:
+            rows = await deliveries(daemon, webhook="batched")
+            return [row["state"] for row in rows] == ["delivered"] * 13
+
+        await wait_until(all_delivered, 20, "the retry and the newer batches")
     finally:
         await receiver.stop()
-    first, retry = receiver.requests[0], receiver.requests[1]
-    assert first.headers["webhook-id"] == retry.headers["webhook-id"]
-    assert [e["event_id"] for e in first.json()] == [e["event_id"] for e in retry.json()]
-    assert first.body == retry.body
-    assert receiver.requests[2].headers["webhook-id"] != first.headers["webhook-id"]
+    first, *others = receiver.requests
+    retries = [r for r in others if r.headers["webhook-id"] == first.headers["webhook-id"]]
+    assert [e["event_id"] for e in first.json()] == [f"e{number}" for number in range(5)]
+    assert [r.body for r in retries] == [first.body], "one retry: the same members, the same body"
+    newer = sorted(([e["event_id"] for e in r.json()] for r in others if r not in retries),
+                   key=len, reverse=True)
+    assert newer == [[f"e{number}" for number in range(5, 10)], ["e10", "e11", "e12"]]
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 3, "each newer batch under an id of its own"
 
 
 async def test_retry_after_counts_at_most_a_day_and_replay_now_pushes_it(
