@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 GIT_TIMEOUT: Final = 10.0
+COMMIT: Final = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Never ask for a password, never page, never take a lock: `git status` would otherwise
 # refresh a stale index and write it back under .git/index.lock, racing with a `git pull`
 # of the checkout on the host. Reading is all mailhooks does with git.
@@ -65,6 +67,19 @@ def git_revision(directory: Path) -> Revision | None:
         return None
     changes = _git(directory, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     return Revision("git", commit, dirty=bool(changes))
+
+
+def same_webhooks(directory: Path, old: str, new: str) -> bool:
+    """Whether commits `old` and `new` hold the same files at `directory`: the commits
+    between them changed only files outside it. False when git cannot say (a commit it
+    does not have, a directory one of them lacks)."""
+    if not (COMMIT.fullmatch(old) and COMMIT.fullmatch(new)):
+        return False
+    trees = _git(directory, "rev-parse", f"{old}:./", f"{new}:./")
+    if trees is None:
+        return False
+    found = trees.splitlines()
+    return len(found) == 2 and found[0] == found[1]
 
 
 def content_revision(digests: Iterable[tuple[str, str]]) -> Revision:

@@ -186,3 +186,21 @@ async def test_status_says_the_checkout_is_ahead_of_a_reload_that_failed(
     assert f"          the last reload read {broken} and refused a file: see the errors above\n" in out
     assert (f"          the checkout is at {ahead}: not loaded yet (a reload is due, or failed: "
             "mailhooks validate)\n") in out
+
+
+async def test_status_a_commit_beside_the_directory_is_no_reload_due(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    """The README changed, the webhooks did not: what runs is what the checkout holds,
+    and status does not send anyone to look for a failed reload."""
+    repo, hooks = _repository_with_webhooks_below(daemon, receiver.url)
+    good = git(repo, "rev-parse", "HEAD")
+    await daemon.start()
+    (repo / "README.md").write_text("webhooks, reviewed\n")
+    git(repo, "commit", "-qam", "docs")
+    docs = git(repo, "rev-parse", "HEAD")
+    code, out, _ = await run_cli("status", "--socket", str(daemon.socket))
+    assert code == 0 and f"revision: {good} (git)\n" in out
+    assert "not loaded yet" not in out
+    assert (f"          the checkout is at {docs}, with the same webhooks (only files outside "
+            f"{hooks} changed)\n") in out

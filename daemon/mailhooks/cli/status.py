@@ -9,7 +9,7 @@ from typing import Any
 
 from mailhooks.cli.client import call
 from mailhooks.cli.common import CommandError, say, settings_of, shared, socket_of
-from mailhooks.revision import git_revision
+from mailhooks.revision import git_revision, same_webhooks
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,8 +66,12 @@ def revision_lines(config: dict[str, Any]) -> list[str]:
     checkout = git_revision(directory) if running["kind"] == "git" and directory.is_dir() else None
     if checkout is not None:
         if checkout.id != running["id"] and (not read or checkout.id != read["id"]):
-            lines.append(f"the checkout is at {checkout.id}: not loaded yet (a reload is due, or "
-                         "failed: mailhooks validate)")
+            if not running.get("dirty") and same_webhooks(directory, running["id"], checkout.id):
+                lines.append(f"the checkout is at {checkout.id}, with the same webhooks (only files "
+                             f"outside {directory} changed)")
+            else:
+                lines.append(f"the checkout is at {checkout.id}: not loaded yet (a reload is due, "
+                             "or failed: mailhooks validate)")
         if checkout.dirty:
             lines.append(f"files in {directory} differ from the commit (uncommitted changes)")
     return lines
