@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.ingest.conftest import StandIn
 from tests.utils import DaemonProcess, event, run_cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -122,3 +124,23 @@ async def test_cli_output_cannot_carry_escape_sequences(one_daemon: DaemonProces
     assert code == 1
     assert "\x1b" not in err and "\\e]0;pwned\\x07" in err
     assert set(err) <= set(string.printable) | {"…"}
+
+
+async def test_deliveries_output_cannot_carry_escape_sequences(short_tmp: Path) -> None:
+    # What the daemon lists came from events, files and receivers: printed for a person,
+    # every control character is written as an escape.
+    hostile = "\x1b]0;pwned\x07\x1b[2J"
+    row = {"id": 1, "state": "failed", "webhook_id": f"crm{hostile}", "event": "bounced",
+           "event_id": f"e{hostile}", "attempts": 3, "last_status": 500, "updated_at": 0.0,
+           "last_error": f"HTTP 500: {hostile}\r\nforged line"}
+    stand_in = await StandIn(short_tmp / "d.sock",
+                             answer=lambda _body: web.json_response({"deliveries": [row]})).start()
+    try:
+        for json_output in (False, True):
+            code, out, _ = await run_cli("deliveries", "--socket", str(stand_in.socket),
+                                         *(["--json"] if json_output else []))
+            assert code == 0
+            assert "\x1b" not in out and "\x07" not in out and "\r" not in out, out
+            assert json_output or ("\\e]0;pwned\\x07\\e[2J" in out and out.count("\n") == 2)
+    finally:
+        await stand_in.stop()
