@@ -30,6 +30,15 @@ async def test_a_working_copy_is_tested_from_its_files(receiver: Receiver, tmp_p
     [request] = receiver.requests
     assert request.json()["test"] is True and request.json()["event"] == "newsletter_opened"
     assert "webhook-signature" in request.headers
+    # This host's secrets, sent where the files say: with nothing to limit that, it says so.
+    assert err == (f"mailhooks test: secrets: not scoped (no secrets.grants in {_config(tmp_path)}); "
+                   "crm/opens's secrets go where its file says\n")
+    scoped = tmp_path / "scoped.yaml"
+    scoped.write_text(json.dumps({**json.loads(_config(tmp_path).read_text()), "secrets": {
+        "grants": [{"secrets": ["${env:SIGNING}"], "webhooks": ["crm/*"]}]}}))
+    code, _, err = await run_cli("test", "crm/opens", "--webhooks", str(hooks), "--config", str(scoped),
+                                 env=env)
+    assert (code, err) == (0, "")
     # The positional DIR means the same as --webhooks.
     code, out, _ = await run_cli("test", "crm/opens", str(hooks), "--config", str(_config(tmp_path)),
                                  "--event", "bounced", env=env)

@@ -18,6 +18,7 @@ from mailhooks.cli.common import (
     CommandError,
     directory_given,
     directory_of,
+    say,
     settings_of,
     shared,
     socket_of,
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 async def _from_files(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from mailhooks.channels.context import ChannelContext
     from mailhooks.live import build_one
-    from mailhooks.secrets import SecretError, SecretSources
+    from mailhooks.secrets import SecretError, SecretSources, references
     from mailhooks.trial import send_sample
     from mailhooks.webhooks.load import load_webhooks
 
@@ -69,6 +70,12 @@ async def _from_files(args: argparse.Namespace, settings: Settings) -> dict[str,
     context = ChannelContext(settings)
     try:
         live = build_one(loaded, settings, context, SecretSources.from_process(settings.secrets.dirs))
+        if settings.secrets.grants is None and references(loaded.webhook.channel.secret_texts()):
+            # From files on this host (a pull request's checkout, say), with this host's
+            # secrets: say that nothing limits where they go, as the daemon does at start.
+            where = f"in {args.config}" if args.config else "given: pass --config"
+            say(f"mailhooks test: secrets: not scoped (no secrets.grants {where}); "
+                f"{args.id}'s secrets go where its file says", err=True)
         return await send_sample(live, args.event)
     except (SecretError, ValueError) as error:
         raise CommandError(f"{args.id}: {error}") from None
