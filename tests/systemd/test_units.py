@@ -19,8 +19,9 @@ UNITS = (
     "mailhooks.socket",
     "mailhooks-git-pull.service",
     "mailhooks-git-pull.timer",
+    "mailhooks-ingest-postfix.service",
 )
-SERVICES = ("mailhooks.service", "mailhooks-git-pull.service")
+SERVICES = ("mailhooks.service", "mailhooks-git-pull.service", "mailhooks-ingest-postfix.service")
 # systemd-analyze security rates exposure 1.0-4.9 "OK", below that "SAFE" and "PERFECT";
 # 5.0 and up is "MEDIUM" or worse.
 OK_RATINGS = {"PERFECT", "SAFE", "OK"}
