@@ -19,9 +19,11 @@ from mailhooks.channels.config import without_query
 from mailhooks.documents.positions import START, PathPart, Position, dotted, find_text
 from mailhooks.documents.yaml import Document, YamlError, parse
 from mailhooks.events import EVENT_NAMES, FILTER_FIELDS, EventName
+from mailhooks.gitops.filters import narrowed, widened
 from mailhooks.gitops.model import (
     Added,
     Because,
+    Change,
     Changed,
     Diff,
     Effect,
@@ -38,6 +40,7 @@ from mailhooks.secrets import references
 from mailhooks.settings import Settings
 from mailhooks.webhooks.models import Webhook
 
+CHANGE_ORDER: Final[tuple[Change, ...]] = ("starts", "may start", "stops", "may stop")
 FILTER_WORDS: Final = {
     "sending_domain": "from", "sending_node": "on node", "bridge": "via bridge",
     "dedicated_ip": "from IP",
@@ -239,8 +242,28 @@ class _Comparison:
                     if new else None,
                     because=because, filters=filters_text(old.webhook),
                 ))
-        return sorted(found, key=lambda effect: (effect.change != "starts", effect.destination,
-                                                 effect.webhook))
+            if old is not None and new is not None:
+                found += self.filter_effects(key, old, new, old_flows & new_flows)
+        return sorted(found, key=lambda effect: (CHANGE_ORDER.index(effect.change),
+                                                 effect.destination, effect.webhook))
+
+    def filter_effects(self, key: str, old: Entry, new: Entry, kept: set[Flow]) -> list[Effect]:
+        """Events that reach a destination before and after, through filters that widened
+        (some may newly reach it) or narrowed (some may stop)."""
+        found = []
+        for change, because, fields in (
+            ("may start", "filters widened", widened(old.webhook.filters, new.webhook.filters)),
+            ("may stop", "filters narrowed", narrowed(old.webhook.filters, new.webhook.filters)),
+        ):
+            if not fields:
+                continue
+            for destination, events in _grouped(kept).items():
+                found.append(Effect(
+                    change=change, destination=destination, events=events, webhook=key,
+                    file=new.file, line=self.line(key, ("filters",)), because=because,
+                    filters=filters_text(new.webhook), filters_changed=fields,
+                ))
+        return found
 
     def _refusals(self, entry: Entry) -> dict[str, str]:
         return {refusal.reference: refusal.message

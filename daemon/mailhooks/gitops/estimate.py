@@ -5,7 +5,9 @@ The rate of an event is `mailhooks_events_received_total{event}` over the second
 `mailhooks_start_time_seconds`: an average since the daemon started, on the host that was
 measured. Each event that newly reaches a destination through a webhook adds one
 delivery per event there (a batch carries several in one request); filters select among
-the events, so with filters the number is an upper bound.
+the events, so with filters the number is an upper bound. When a webhook's filters widen
+or narrow, how many more or fewer events they let through is not in the counters: every
+event of the types concerned is counted, and the destination says what is unknown.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Final
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailhooks.events import EVENT_NAMES
-from mailhooks.gitops.model import DestinationCost, Diff, Estimate, Rate
+from mailhooks.gitops.model import DestinationCost, Diff, Estimate, Rate, Unknown
 from mailhooks.text import one_line
 
 RECEIVED: Final = "mailhooks_events_received_total"
@@ -26,6 +28,7 @@ STARTED: Final = "mailhooks_start_time_seconds"
 MAX_METRICS_BYTES: Final = 64 * 1024 * 1024
 MAX_COUNT: Final = 2**53
 MAX_QUOTED: Final = 200
+UNKNOWN: Final[tuple[Unknown, ...]] = ("filters widened", "filters narrowed")
 
 
 class MetricsError(ValueError):
@@ -99,12 +102,18 @@ def estimate(diff: Diff, measured: Rates) -> Estimate:
     """The deliveries per hour each destination gains and loses with the change."""
     costs: dict[str, dict[str, float]] = {}
     bounded: set[str] = set()
+    unknown: dict[str, set[Unknown]] = {}
     for effect in diff.effects:
-        side = "added" if effect.change == "starts" else "removed"
+        side = "added" if effect.change in ("starts", "may start") else "removed"
         place = costs.setdefault(effect.destination, {"added": 0.0, "removed": 0.0})
         place[side] += sum(measured.per_hour[event] for event in effect.events)
         if effect.filters:
             bounded.add(effect.destination)
+        if effect.filters_changed:
+            # Every event of these types counted: how many the filters let through is unknown.
+            bounded.add(effect.destination)
+            unknown.setdefault(effect.destination, set()).add(
+                "filters widened" if effect.change == "may start" else "filters narrowed")
     notes = [
         f"Rates are averages over the {measured.seconds:.0f} s since the measured daemon "
         "started, on that host only.",
@@ -115,6 +124,10 @@ def estimate(diff: Diff, measured: Rates) -> Estimate:
     if bounded:
         notes.append("Filters select among the events: for the destinations marked, the "
                      "numbers are upper bounds.")
+    if unknown:
+        notes.append("Where a webhook's filters widened or narrowed, the counters cannot tell how "
+                     "many events that lets through or holds back: the numbers count every "
+                     "event of the types concerned.")
     return Estimate(
         source=measured.source, measured_at=measured.measured_at.isoformat(timespec="seconds"),
         seconds=round(measured.seconds, 3),
@@ -122,7 +135,9 @@ def estimate(diff: Diff, measured: Rates) -> Estimate:
         destinations=[
             DestinationCost(destination=destination, added_per_hour=round(cost["added"], 3),
                             removed_per_hour=round(cost["removed"], 3),
-                            upper_bound=destination in bounded)
+                            upper_bound=destination in bounded,
+                            unknown=[why for why in UNKNOWN if why in unknown[destination]]
+                            if destination in unknown else None)
             for destination, cost in sorted(costs.items())
         ],
         notes=notes,

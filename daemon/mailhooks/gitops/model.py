@@ -6,13 +6,18 @@ it. Nothing here holds a secret's value: a secret appears as its reference only.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailhooks.events import EventName
+from mailhooks.events import FILTER_FIELDS, EventName
 
-Because = Literal["added", "removed", "changed", "turned inactive", "active again"]
+Because = Literal["added", "removed", "changed", "turned inactive", "active again",
+                  "filters widened", "filters narrowed"]
+Change = Literal["starts", "stops", "may start", "may stop"]
+Unknown = Literal["filters widened", "filters narrowed"]
+FilterField = Literal["sending_domain", "sending_node", "bridge", "dedicated_ip"]
+assert get_args(FilterField) == FILTER_FIELDS, "the filters of a webhook"
 
 
 class _Model(BaseModel):
@@ -123,17 +128,26 @@ class StatusChange(_Model):
 class Effect(_Model):
     """Events that newly reach a destination, or no longer reach it, through one webhook."""
 
-    change: Literal["starts", "stops"] = Field(
-        description="starts: these events newly reach the destination; stops: no longer."
+    change: Change = Field(
+        description="starts: these events newly reach the destination; stops: no longer. "
+                    "may start, may stop: the webhook's filters widened or narrowed, so some "
+                    "of these events, how many the files cannot say, newly reach it or stop."
     )
     destination: str = Field(description="An origin (https://host[:port]) or the channel's service.")
     events: list[EventName] = Field(min_length=1, description="The events concerned.")
     webhook: str = Field(description="The webhook (id) they go through.")
     file: str = Field(description="The webhook's file (in HEAD, or in BASE when removed).")
     line: int | None = Field(default=None, ge=1, description="The line in the HEAD file, if it exists.")
-    because: Because = Field(description="Why: the webhook was added, removed, changed, or its status.")
+    because: Because = Field(
+        description="Why: the webhook was added, removed, changed, its status, or its filters."
+    )
     filters: str | None = Field(
-        default=None, description="Only events that match these filters (so fewer than all)."
+        default=None, description="Only events that match these filters (so fewer than all); "
+                                  "for may start and may stop, the filters in HEAD."
+    )
+    filters_changed: list[FilterField] | None = Field(
+        default=None, description="For may start and may stop: the filters that widened (a "
+                                  "filter removed, a value added) or narrowed (the reverse)."
     )
 
 
@@ -152,6 +166,11 @@ class DestinationCost(_Model):
     removed_per_hour: float = Field(ge=0, description="Deliveries per hour the change removes.")
     upper_bound: bool = Field(
         description="true when filters select among the events: the real numbers are lower."
+    )
+    unknown: list[Unknown] | None = Field(
+        default=None, description="What the counters cannot tell: how many more events a "
+        "webhook's widened filters let through to the destination, or how many fewer its "
+        "narrowed ones do. The numbers then count every event of the types concerned."
     )
 
 

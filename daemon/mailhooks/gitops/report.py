@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 from mailhooks.events import EVENT_NAMES
-from mailhooks.gitops.model import Changed, Diff, Effect, Estimate, SecretSent, Side
+from mailhooks.gitops.model import Changed, DestinationCost, Diff, Effect, Estimate, SecretSent, Side
 from mailhooks.text import one_line, visible
 
 MAX_ITEMS: Final = 50
@@ -83,8 +83,22 @@ def secret_text(sent: SecretSent) -> str:
     return plain(line)
 
 
+VERBS: Final = {"starts": "newly receives", "stops": "no longer receives",
+                "may start": "may newly receive", "may stop": "may stop receiving"}
+MARKS: Final = {"starts": "+", "stops": "-", "may start": "+?", "may stop": "-?"}
+
+
+def filters_now(effect: Effect) -> str:
+    """`filters widened: sending_domain; now unfiltered`, for a may start or may stop."""
+    now = f"now {effect.filters}" if effect.filters else "now unfiltered"
+    return f"{effect.because}: {', '.join(effect.filters_changed or ())}; {now}"
+
+
 def effect_text(effect: Effect) -> str:
-    verb = "newly receives" if effect.change == "starts" else "no longer receives"
+    verb = VERBS[effect.change]
+    if effect.filters_changed:
+        return plain(f"{effect.destination} {verb} {events_text(effect.events)} via {effect.webhook} "
+                     f"({filters_now(effect)})")
     filters = f" {effect.filters}" if effect.filters else ""
     return plain(f"{effect.destination} {verb} {events_text(effect.events)}{filters} "
                  f"via {effect.webhook} ({effect.because})")
@@ -117,7 +131,7 @@ def text(diff: Diff) -> list[str]:
     if diff.effects or diff.status_changes:
         lines += ["", "Effects:"]
         shown_effects, rest = bounded(diff.effects)
-        lines += [f"  {'+' if e.change == 'starts' else '-'} {effect_text(e)}" for e in shown_effects]
+        lines += [f"  {MARKS[e.change]} {effect_text(e)}" for e in shown_effects]
         lines += [f"  {more(rest)}"] if rest else []
         lines += [plain(f"  ~ {s.webhook} turned {'inactive' if s.status == 'inactive' else 'active again'}"
                         f" ({s.file}:{s.line})") for s in diff.status_changes[:MAX_ITEMS]]
@@ -163,12 +177,17 @@ def _text_estimate(estimate: Estimate) -> list[str]:
     for cost in estimate.destinations[:MAX_ITEMS]:
         change = [f"+{cost.added_per_hour:.1f}/h"] if cost.added_per_hour else []
         change += [f"-{cost.removed_per_hour:.1f}/h"] if cost.removed_per_hour else []
-        bound = " (at most)" if cost.upper_bound else ""
+        bound = f" ({_bound(cost)})" if cost.upper_bound else ""
         lines.append(plain(f"  {cost.destination}: {', '.join(change) or 'none measured'}{bound}"))
     if not estimate.destinations:
         lines.append("  no destination gains or loses events")
     lines += [f"  note: {note}" for note in estimate.notes]
     return lines
+
+
+def _bound(cost: DestinationCost) -> str:
+    """`at most`, and what the counters cannot tell (`unknown: filters widened`)."""
+    return "at most" + (f"; unknown: {', '.join(cost.unknown)}" if cost.unknown else "")
 
 
 # --- markdown ---------------------------------------------------------------------------
@@ -271,11 +290,15 @@ def _md_rows(diff: Diff) -> list[str]:
 
 
 def _md_effect(effect: Effect) -> str:
-    verb = "newly receives" if effect.change == "starts" else "no longer receives"
-    mark = "➕" if effect.change == "starts" else "➖"
+    verb = VERBS[effect.change]
+    mark = "➕" if effect.change in ("starts", "may start") else "➖"
+    head = f"{mark} {code(effect.destination)} {verb} {code(events_text(effect.events))}"
+    if effect.filters_changed:
+        now = f"now {code(effect.filters)}" if effect.filters else "now unfiltered"
+        fields = ", ".join(code(field) for field in effect.filters_changed)
+        return f"{head} via {code(effect.webhook)} ({effect.because}: {fields}; {now})"
     filters = f" {code(effect.filters)}" if effect.filters else ""
-    return (f"{mark} {code(effect.destination)} {verb} {code(events_text(effect.events))}{filters} "
-            f"via {code(effect.webhook)} ({effect.because})")
+    return f"{head}{filters} via {code(effect.webhook)} ({effect.because})"
 
 
 def _md_estimate(estimate: Estimate) -> str:
@@ -284,7 +307,7 @@ def _md_estimate(estimate: Estimate) -> str:
     if estimate.destinations:
         lines += ["| Destination | Added per hour | Removed per hour |", "|---|---:|---:|"]
         for cost in estimate.destinations[:MAX_ROWS]:
-            bound = " (at most)" if cost.upper_bound else ""
+            bound = f" ({_bound(cost)})" if cost.upper_bound else ""
             lines.append(f"| {code(cost.destination, cell=True)} | {cost.added_per_hour:.1f}{bound} "
                          f"| {cost.removed_per_hour:.1f} |")
     else:
