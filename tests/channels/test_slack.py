@@ -185,6 +185,24 @@ async def test_a_batch_of_500_is_one_digest(fake: FakeSlack, context: ChannelCon
     assert "blocks" not in fake.received[0]
 
 
+async def test_an_event_whose_template_fails_does_not_fail_the_digest(
+    fake: FakeSlack, context: ChannelContext
+) -> None:
+    # {{ smtp_code + 1 }} fails for an event without smtp_code: that event is shown with the
+    # default text, and the others as their template says.
+    events = [event(1, event="bounced", smtp_code=550), event(2, event="delivered"),
+              event(3, event="bounced", smtp_code=552)]
+    with capture_logs() as logs:
+        outcome = await make(fake, context, text="code {{ smtp_code + 1 }}").send(batch(events))
+    assert outcome.ok, outcome.error
+    lines = fake.received[0]["text"].split("\n")
+    assert lines[0] == "*3 events: 2 bounced, 1 delivered*"
+    assert lines[1] == "• code 551" and lines[3] == "• code 553"
+    assert lines[2].startswith("• *delivered*: r2@example.com")
+    [logged] = [entry for entry in logs if entry["event"] == "digest_line_template_failed"]
+    assert logged["lines"] == 1 and "smtp_code" in logged["error"]
+
+
 async def test_the_url_must_be_slacks(context: ChannelContext, fake: FakeSlack) -> None:
     model = SlackChannel.model_validate({"type": "slack", "url": REFERENCE})
     elsewhere = "https://hooks.example.com/services/T000/B000/leakedSECRET"

@@ -151,11 +151,18 @@ class ChatTemplate:
 
     def render(self, event: Mapping[str, Any]) -> str:
         """The text for one event; the default's when the template gives only whitespace."""
-        variables = event_variables(event, webhook_id=self._webhook.id, webhook_name=self._webhook.name)
+        variables = self._variables(event)
         text = self._template.render(variables)
         if not text.strip() and self._template is not self._default:
             text = self._default.render(variables)
         return text
+
+    def render_default(self, event: Mapping[str, Any]) -> str:
+        """The default's text for one event (it renders for every event)."""
+        return self._default.render(self._variables(event))
+
+    def _variables(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        return event_variables(event, webhook_id=self._webhook.id, webhook_name=self._webhook.name)
 
 
 @dataclass(frozen=True)
@@ -329,10 +336,26 @@ class ChatSender(HttpSender):
         return self.text.render(event)
 
     def digest(self, message: Message, limit: int) -> Digest | None:
-        """The digest of a batch of more than one event, else None."""
+        """The digest of a batch of more than one event, else None. An event whose
+        template fails is shown with the default text (and the failure logged once for
+        the digest): one odd event must not fail the message of all the others."""
         if len(message.events) < 2:
             return None
-        return digest(message.events, self.line, self.markup, limit)
+        failures: list[TemplateError] = []
+
+        def line(event: Mapping[str, Any]) -> str:
+            try:
+                return self.line(event)
+            except TemplateError as error:
+                failures.append(error)
+                return self.text.render_default(event)
+
+        found = digest(message.events, line, self.markup, limit)
+        if failures:
+            _log.warning("digest_line_template_failed", webhook=self.webhook_id, channel=self.kind.type,
+                         lines=len(failures), error=one_line(self.scrub(str(failures[0])), 200),
+                         hint="those events are shown with the default text")
+        return found
 
     def message_text(self, message: Message) -> str:
         """The message's text: one event's, or a batch's digest; within the limit."""
