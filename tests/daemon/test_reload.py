@@ -60,6 +60,30 @@ async def test_a_changed_file_applies_to_later_events_and_pending_retries(
         await first.stop()
 
 
+async def test_a_changed_file_closes_an_open_breaker(daemon: DaemonProcess, receiver: Receiver) -> None:
+    # An open breaker held the lane for its cooldown after the file was fixed (the first
+    # delivery came seconds later); the fixed file is a new endpoint to try.
+    async def refuse(_r: Receiver, _q: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    first = await Receiver(handler=refuse).start()
+    try:
+        daemon.add_webhook("crm", first.url, channel={"retry_schedule": [0.05] * 40})
+        await daemon.start()
+        await daemon.post([event(number) for number in range(1, 8)])
+
+        async def breaker(value: str) -> bool:
+            _, metrics = await daemon.request("GET", "/metrics")
+            return f'mailhooks_circuit_open{{webhook="crm"}} {value}' in metrics
+
+        await wait_until(lambda: breaker("1.0"), 10, "the breaker open")
+        daemon.add_webhook("crm", receiver.url, channel={"retry_schedule": [0.05] * 40})
+        await wait_until(lambda: breaker("0.0"), 5, "the breaker closed by the change")
+        await wait_until(lambda: len(receiver.events()) == 7, 10, "every event at the new URL")
+    finally:
+        await first.stop()
+
+
 async def test_a_deleted_file_drops_its_pending_deliveries(
     daemon: DaemonProcess, receiver: Receiver
 ) -> None:

@@ -11,7 +11,7 @@ from mailhooks import log
 from mailhooks.delivery.health import Health
 from mailhooks.delivery.lane import Lane, LaneShared, Recorder, hand_over_room
 from mailhooks.delivery.pace import Pacer
-from mailhooks.delivery.retry import Settler
+from mailhooks.delivery.retry import Breaker, Settler
 from mailhooks.live import LiveSet, LiveWebhook
 from mailhooks.metrics import Metrics
 from mailhooks.settings import Settings
@@ -106,9 +106,15 @@ class Dispatcher:
             self.health.forget([removed])
         # A paused webhook whose file changed is the repository's answer: try it again.
         self.health.resume_changed(live)
-        self.wake(
-            key for key, hook in live.webhooks.items() if previous.webhooks.get(key) is not hook
-        )
+        changed = [key for key, hook in live.webhooks.items() if previous.webhooks.get(key) is not hook]
+        for key in changed:
+            # A changed file (a fixed URL, say) is not the endpoint that opened the breaker:
+            # its next attempt goes when its delivery is due, not after the cooldown.
+            lane = self.lanes.get(key)
+            if lane is not None and key in previous.webhooks and lane.breaker.is_open:
+                lane.breaker = Breaker()
+                self.metrics.circuit_open.labels(key).set(0)
+        self.wake(changed)
 
     async def remove(self, webhook_id: str) -> None:
         """A deleted webhook: stop its lane; in-flight attempts finish and are recorded."""
