@@ -223,8 +223,10 @@ async def replay(service: Service, request: web.BaseRequest) -> web.Response:
     )
     if not (valid_ids or isinstance(webhook, str)) or (ids is not None and webhook is not None):
         return _error(400, 'give either "ids" (a list of delivery ids) or "webhook" (an id)')
-    replayed = await service.replay(ids or [], webhook, now)
-    return _json({"replayed": replayed})
+    replayed, left = await service.replay(ids or [], webhook, now)
+    # left_failed: failed ones not re-queued, the webhook being at its cap of pending
+    # deliveries; a replay once those have gone out takes them.
+    return _json({"replayed": replayed, "left_failed": left})
 
 
 # The routes, on aiohttp's low-level server rather than an Application: its router,

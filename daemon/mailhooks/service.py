@@ -114,11 +114,17 @@ class Service:
             systemd.ready(await self.summary())
 
     async def replay(self, delivery_ids: Sequence[int], webhook_id: str | None,
-                     pending_now: bool = False) -> int:
-        webhooks = await self.spool.replay(delivery_ids, webhook_id, pending_now)
-        _log.info("replay", deliveries=len(webhooks), webhook=webhook_id, now=pending_now)
+                     pending_now: bool = False) -> tuple[int, int]:
+        """Re-queue failed deliveries within each webhook's cap of pending ones (SPEC §5):
+        how many were re-queued, and how many were left failed for want of room (a
+        replay once the pending ones have gone out takes those)."""
+        caps, default_cap = await self.shares.caps()
+        webhooks, left = await self.spool.replay(delivery_ids, webhook_id, pending_now,
+                                                 caps, default_cap)
+        _log.info("replay", deliveries=len(webhooks), left_failed=left, webhook=webhook_id,
+                  now=pending_now)
         self.dispatcher.wake(set(webhooks))
-        return len(webhooks)
+        return len(webhooks), left
 
     def resume(self, webhook_id: str) -> bool | None:
         """Resume a webhook the daemon paused: True, False when it was not paused, None

@@ -6,10 +6,14 @@ webhook's pending rows made intake answer 503 for events only a healthy webhook 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+
+from aiohttp import web
 
 from tests.reliability.conftest import closed_port, deliveries, log_lines
-from tests.utils import DaemonProcess, Receiver, event, wait_until
+from tests.utils import DaemonProcess, Receiver, event, run_cli, wait_until
 
 MAX_BYTES = 1024 * 1024  # 10,000 events need about twice that
 DEAD_EVENTS = 10_000
@@ -86,5 +90,81 @@ async def test_max_pending_caps_a_webhook_and_failed_ones_stay_replayable(
     assert "x-0" not in {row["event_id"] for row in rows}
     failed_ids = [row["id"] for row in rows if row["state"] == "failed"]
     if failed_ids:
+        # At its cap, a replay re-queues none: they would only be failed again.
         status, answer = await daemon.request("POST", "/deliveries/replay", {"ids": failed_ids[:3]})
-        assert status == 200 and answer["replayed"] == len(failed_ids[:3])
+        assert status == 200 and answer == {"replayed": 0, "left_failed": len(failed_ids[:3])}
+        still = {row["id"]: row["state"] for row in await deliveries(daemon, webhook="capped")}
+        assert all(still[delivery_id] == "failed" for delivery_id in failed_ids[:3])
+
+
+async def test_a_replay_never_requeues_more_than_the_room_under_the_cap(daemon: DaemonProcess) -> None:
+    """Before: replay turned every failed row of the webhook back to pending; the next
+    sweep failed the oldest pending rows again, which were exactly the ones replayed."""
+    mode = "gone"
+    released = asyncio.Event()
+
+    async def endpoint(_receiver: Receiver, _request: web.Request) -> web.StreamResponse:
+        if mode == "gone":  # 410: failed at once, without opening the breaker
+            return web.Response(status=410)
+        await released.wait()
+        return web.Response(status=200)
+
+    receiver = await Receiver(handler=endpoint).start()
+    try:
+        daemon.add_webhook("capped", receiver.url, filters={"sending_node": ["x"]}, channel={
+            "max_pending": 100, "retry_schedule": [3600], "timeout": 60})
+        # A witness: once the sweep fails one of its two, the sweep has run.
+        daemon.add_webhook("witness", f"http://127.0.0.1:{closed_port()}/hook",
+                           filters={"sending_node": ["w"]},
+                           channel={"max_pending": 1, "retry_schedule": [3600]})
+        await daemon.start()
+        status, _ = await daemon.post(None, data=_ndjson(0, 300, "x"),
+                                      content_type="application/x-ndjson")
+        assert status == 202
+
+        async def failed_at_cap() -> bool:
+            rows = await deliveries(daemon, webhook="capped")
+            return len(rows) == 100 and all(row["state"] == "failed" for row in rows)
+
+        await wait_until(failed_at_cap, 30, "100 failed deliveries, the rest evicted")
+        failed_ids = sorted(row["id"] for row in await deliveries(daemon, webhook="capped"))
+        # The endpoint comes back, slowly: 60 new deliveries stay pending meanwhile.
+        mode = "held"
+        status, _ = await daemon.post(None, data=_ndjson(300, 60, "x"),
+                                      content_type="application/x-ndjson")
+        assert status == 202
+        assert len(await deliveries(daemon, webhook="capped", state="pending")) == 60
+        replayed_at = time.time()
+        code, out, err = await run_cli("replay", "--webhook", "capped", "--socket", str(daemon.socket))
+        assert code == 0, err
+        status, _ = await daemon.post(None, data=_ndjson(0, 2, "w"),
+                                      content_type="application/x-ndjson")
+        assert status == 202
+
+        async def swept() -> bool:
+            return bool(await deliveries(daemon, webhook="witness", state="failed"))
+
+        await wait_until(swept, 10, "a sweep after the replay")
+        released.set()
+
+        async def drained() -> bool:
+            return not await deliveries(daemon, webhook="capped", state="pending")
+
+        await wait_until(drained, 30, "every pending delivery sent")
+        rows = {row["id"]: row for row in await deliveries(daemon, webhook="capped")}
+        # No row replayed was failed again: every failed row is one never re-queued.
+        assert all(row["updated_at"] < replayed_at for row in rows.values()
+                   if row["state"] == "failed")
+        # The room under the cap (100 - 60) went to the oldest failed, in their order.
+        assert [rows[i]["state"] for i in failed_ids[:40]] == ["delivered"] * 40
+        assert [rows[i]["state"] for i in failed_ids[40:]] == ["failed"] * 60
+        assert "re-queued 40 failed deliveries" in out
+        assert "60 left failed" in out
+        # Once those went out, a second replay has room for the rest.
+        status, answer = await daemon.request("POST", "/deliveries/replay", {"webhook": "capped"})
+        assert status == 200 and answer == {"replayed": 60, "left_failed": 0}
+        await wait_until(drained, 30, "the rest sent")
+        states = [row["state"] for row in await deliveries(daemon, webhook="capped")]
+        assert states == ["delivered"] * 160
+    finally:
+        await receiver.stop()

@@ -75,4 +75,8 @@ def run_replay(args: argparse.Namespace) -> int:
         raise CommandError(f"the daemon answered {status}: {answer}")
     what = "failed or pending" if args.now else "failed"
     say(f"re-queued {answer['replayed']} {what} deliveries")
+    left = answer.get("left_failed", 0)
+    if left:
+        say(f"{left} left failed: their webhook is at its cap of pending deliveries; "
+            "replay again once those have gone out")
     return 0

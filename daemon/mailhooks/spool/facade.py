@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -148,14 +149,16 @@ class Spool:
 
     async def replay(
         self, delivery_ids: Sequence[int] = (), webhook_id: str | None = None,
-        pending_now: bool = False,
-    ) -> list[str]:
-        """Re-queue failed deliveries (and with `pending_now` make the webhook's pending
-        ones due now); returns the webhook id of each one re-queued."""
+        pending_now: bool = False, caps: dict[str, int] | None = None,
+        default_cap: int = sys.maxsize,
+    ) -> tuple[list[str], int]:
+        """Re-queue failed deliveries, no more of a webhook's than the room under its cap
+        of pending ones (`caps`, else `default_cap`), its oldest first; with
+        `pending_now` also make the webhook's pending ones due now. Returns the webhook
+        id of each one re-queued, and how many were left failed for want of room."""
         now = time.time()
-        return await self._write(
-            lambda connection: sql.replay(connection, delivery_ids, webhook_id, now, pending_now)
-        )
+        return await self._write(lambda connection: sql.replay(
+            connection, delivery_ids, webhook_id, now, caps or {}, default_cap, pending_now))
 
     async def keep_within(self, caps: dict[str, int], default_cap: int, claimed: list[int],
                           at_most: int | None = None) -> dict[str, ShareOutcome]:

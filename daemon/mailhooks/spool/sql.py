@@ -261,9 +261,14 @@ def deliveries(connection: sqlite3.Connection, state: str | None, webhook_id: st
 
 
 def replay(connection: sqlite3.Connection, delivery_ids: Sequence[int], webhook_id: str | None,
-           now: float, pending_now: bool = False) -> list[str]:
-    """Re-queue failed deliveries (and with `pending_now`, make the webhook's pending ones
-    due now: a far `Retry-After` or a long backoff cut short); the webhook id of each."""
+           now: float, caps: dict[str, int], default_cap: int,
+           pending_now: bool = False) -> tuple[list[str], int]:
+    """Re-queue failed deliveries, each webhook's oldest first and no more than the room
+    under its cap of pending ones (`caps`, else `default_cap`): re-queued past it, they
+    would be the oldest pending, the first the next share sweep fails again. With
+    `pending_now`, also make the webhook's pending ones due now (a far `Retry-After` or
+    a long backoff cut short). The webhook id of each one re-queued, and how many
+    failed ones were left failed for want of room."""
     hurried: list[str] = []
     if pending_now and webhook_id is not None:
         hurried = [webhook_id] * connection.execute(
@@ -272,22 +277,34 @@ def replay(connection: sqlite3.Connection, delivery_ids: Sequence[int], webhook_
         ).rowcount
     if webhook_id is not None:
         selected = connection.execute(
-            "SELECT id, webhook_id FROM deliveries WHERE state = 'failed' AND webhook_id = ?",
-            (webhook_id,),
+            "SELECT id, webhook_id FROM deliveries WHERE state = 'failed' AND webhook_id = ?"
+            " ORDER BY id", (webhook_id,),
         ).fetchall()
     else:
         selected = connection.execute(
             "SELECT id, webhook_id FROM deliveries WHERE state = 'failed'"
-            " AND id IN (SELECT value FROM json_each(?))",
+            " AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
             (json.dumps(list(delivery_ids)),),
         ).fetchall()
+    waiting = dict(connection.execute(
+        "SELECT webhook_id, COUNT(*) FROM deliveries WHERE state = 'pending'"
+        " AND webhook_id IN (SELECT value FROM json_each(?)) GROUP BY webhook_id",
+        (json.dumps(sorted({row[1] for row in selected})),),
+    ).fetchall())
+    room = {hook: max(0, caps.get(hook, default_cap) - waiting.get(hook, 0))
+            for hook in {row[1] for row in selected}}
+    requeued = []
+    for row in selected:  # oldest first: a webhook's room goes to its oldest
+        if room[row[1]] > 0:
+            room[row[1]] -= 1
+            requeued.append(row)
     # A replay is a new delivery as far as batches go: sent in a new batch, under a new id.
     connection.executemany(
         "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
         " updated_at = ?, batch = NULL WHERE id = ?",
-        [(now, now, row[0]) for row in selected],
+        [(now, now, row[0]) for row in requeued],
     )
-    return [row[1] for row in selected] + hurried
+    return [row[1] for row in requeued] + hurried, len(selected) - len(requeued)
 
 
 def stats(connection: sqlite3.Connection) -> SpoolStats:
