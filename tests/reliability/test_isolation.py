@@ -168,3 +168,40 @@ async def test_a_replay_never_requeues_more_than_the_room_under_the_cap(daemon: 
         assert states == ["delivered"] * 160
     finally:
         await receiver.stop()
+
+
+async def _counted(daemon: DaemonProcess, outcome: str, webhook: str) -> float:
+    _, metrics = await daemon.request("GET", "/metrics")
+    name = f'mailhooks_deliveries_total{{outcome="{outcome}",webhook="{webhook}"}} '
+    return next((float(line[len(name):]) for line in metrics.splitlines()
+                 if line.startswith(name)), 0.0)
+
+
+async def test_a_webhook_at_its_cap_logs_once_while_events_trickle_in(daemon: DaemonProcess) -> None:
+    """Before: a burst was remembered only while the webhook stayed over its cap, so a
+    dead webhook at its cap logged a line for every event that came in on its own."""
+    dead = f"http://127.0.0.1:{closed_port()}/hook"
+    daemon.add_webhook("dead", dead, filters={"sending_node": ["d"]},
+                       channel={"retry_schedule": [3600], "max_pending": 10})
+    # A witness at its cap too: once the sweep fails one of its, a sweep ran in which the
+    # dead webhook had nothing to fail (its events trickle in, one per sweep or fewer).
+    daemon.add_webhook("witness", dead, filters={"sending_node": ["w"]},
+                       channel={"retry_schedule": [3600], "max_pending": 1})
+    await daemon.start()
+    for node, count in (("d", 10), ("w", 1)):
+        status, _ = await daemon.post(None, data=_ndjson(0, count, node),
+                                      content_type="application/x-ndjson")
+        assert status == 202
+    for number in range(1, 7):
+        status, _ = await daemon.post(event(number, event_id=f"d-{9 + number}", sending_node="d"))
+        assert status == 202
+
+        async def failed(webhook: str, count: int = number) -> bool:
+            return await _counted(daemon, "failed", webhook) == count
+
+        await wait_until(lambda: failed("dead"), 10, f"the sweep to fail delivery {number}")
+        status, _ = await daemon.post(event(number, event_id=f"w-{number}", sending_node="w"))
+        assert status == 202
+        await wait_until(lambda: failed("witness"), 10, "a sweep with nothing of the dead one's")
+    [line] = log_lines(daemon, "webhook_over_share", webhook="dead")
+    assert line["failed"] == 1 and line["cap"] == 10

@@ -10,8 +10,9 @@ intake finds the spool full.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from mailhooks import log
 from mailhooks.live import LiveRef
@@ -28,8 +29,40 @@ SWEEP_ROWS: Final = 2000
 MEASURED_FROM: Final = 1000
 DEFAULT_ROW_BYTES: Final = 1024.0
 MIN_CAP: Final = 100
+# A log line per webhook at most this often (seconds): a burst, or events trickling in
+# one at a time to a webhook at its cap, is one line carrying the rows since the last.
+LOG_EVERY: Final = 60.0
 
 _log = log.get("mailhooks.dispatch")
+
+
+class BurstLog:
+    """One log line per webhook per `every` seconds at most, with how many of its
+    deliveries went each way (failed, evicted) since its previous line; the metrics
+    count every one."""
+
+    def __init__(self, event: str, hint: str, every: float = LOG_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.event = event
+        self.hint = hint
+        self.every = every
+        self.clock = clock
+        self._last: dict[str, float] = {}  # when each webhook's last line was written
+        self._since: dict[str, dict[str, int]] = {}  # the counts since that line
+
+    def note(self, webhook_id: str, counts: dict[str, int], **fields: Any) -> None:
+        held = self._since.pop(webhook_id, {})
+        counts = {key: count + held.get(key, 0) for key, count in counts.items()}
+        now = self.clock()
+        last = self._last.get(webhook_id)
+        if last is not None and now - last < self.every:
+            self._since[webhook_id] = counts
+            return
+        # Webhooks quiet for a whole interval, with nothing held back, are forgotten.
+        self._last = {key: at for key, at in self._last.items()
+                      if now - at < self.every or key in self._since}
+        self._last[webhook_id] = now
+        _log.warning(self.event, webhook=webhook_id, **counts, **fields, hint=self.hint)
 
 
 class ShareKeeper:
@@ -40,8 +73,10 @@ class ShareKeeper:
         self.metrics = metrics
         self.current = current
         self.claimed = claimed
-        # Webhooks over their share in the last sweep: a burst is logged once, not per row.
-        self._over: set[str] = set()
+        self._over = BurstLog(
+            "webhook_over_share",
+            f"its oldest deliveries fail, then go; one line per webhook per {LOG_EVERY:g} s "
+            "at most, counting the deliveries since the last")
 
     async def caps(self) -> tuple[dict[str, int], int]:
         """Each running webhook's cap in rows, and the cap of any other id in the spool."""
@@ -67,10 +102,6 @@ class ShareKeeper:
                 self.metrics.deliveries_by(webhook_id, "failed").inc(outcome.failed)
             if outcome.evicted:
                 self.metrics.deliveries_by(webhook_id, "evicted").inc(outcome.evicted)
-            if webhook_id not in self._over:
-                _log.warning("webhook_over_share", webhook=webhook_id,
-                             cap=caps.get(webhook_id, default_cap), failed=outcome.failed,
-                             evicted=outcome.evicted,
-                             hint="its oldest deliveries fail, then go; logged once per burst")
-        self._over = set(done)
+            self._over.note(webhook_id, {"failed": outcome.failed, "evicted": outcome.evicted},
+                            cap=caps.get(webhook_id, default_cap))
         return done
