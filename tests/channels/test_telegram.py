@@ -24,6 +24,7 @@ from mailhooks.channels.telegram import (
 )
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
+from mailhooks.webhooks.load import load_webhooks
 from tests.utils import event, running_app, wait_until
 
 from .chat_fakes import (
@@ -227,3 +228,17 @@ async def test_the_daemon_delivers_and_honours_429(
     assert second.at - first.at >= 0.3
     assert fake.received[1]["text"] == "<b>bounced</b> 550 &lt;user@x&gt; unknown"
     assert "telegramSECRET" not in repr(logs)
+
+
+def test_validate_counts_a_text_as_telegram_does(tmp_path: Path) -> None:
+    # 600 bold letters are 4,800 characters of HTML, and 600 that show: within 4,096.
+    def problems(text: str) -> list[str]:
+        (tmp_path / "telegram.yaml").write_text(
+            "name: Telegram\nevents: [bounced]\nchannel:\n  type: telegram\n"
+            '  bot_token: "${credential:telegram-token}"\n  chat_id: -100123\n'
+            f'  text: "{text}"\n')
+        return [problem.message for problem in load_webhooks(tmp_path, Settings()).problems]
+
+    assert problems("{% for n in range(600) %}<b>x</b>{% endfor %}") == []
+    [message] = problems("{% for n in range(5000) %}<b>x</b>{% endfor %}")
+    assert message.startswith("the text of a sample 'bounced' event is 5000 characters, over the 4096")

@@ -8,6 +8,7 @@ beside the notifier. The webhook model takes any registered one (`channels.regis
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -69,6 +70,8 @@ class TemplateField:
     max_chars: int | None = None
     per_batch: bool = False
     items: tuple[str | int, ...] | None = None
+    # How the service counts a text against max_chars (Telegram: what shows, not its tags).
+    measure: Callable[[str], int] = len
 
 
 class ChannelConfig(StrictModel):

@@ -176,7 +176,8 @@ class TelegramChannel(ChatChannel):
     def templates(self) -> list[TemplateField]:
         if self.text is None:
             return []
-        return [TemplateField(("channel", "text"), self.text, MODES[self.parse_mode], max_chars=MAX_TEXT)]
+        return [TemplateField(("channel", "text"), self.text, MODES[self.parse_mode], max_chars=MAX_TEXT,
+                              measure=MARKUPS[self.parse_mode].measure)]
 
 
 class TelegramSender(ChatSender):

@@ -4,7 +4,7 @@ against a sample of each event the webhook selects (SPEC §5), so a broken templ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mailhooks.channels.config import TemplateField
 from mailhooks.documents.positions import Position
@@ -45,13 +45,15 @@ def template_problems(document: Document, raw: str, webhook: Webhook,
         for error in errors:
             yield Position(error.line, error.column), error.message
         if not errors and field.max_chars is not None and isinstance(compiled, Template):
-            yield from _over_limit(compiled, selected, field.max_chars)
+            yield from _over_limit(compiled, selected, field.max_chars, field.measure)
 
 
-def _over_limit(template: Template, selected: list[EventName], limit: int) -> Iterator[tuple[Position, str]]:
-    """The first sample whose text is over the service's limit: it would be cut when sent."""
+def _over_limit(template: Template, selected: list[EventName], limit: int,
+                measure: Callable[[str], int]) -> Iterator[tuple[Position, str]]:
+    """The first sample whose text is over the service's limit, as the service counts it:
+    it would be cut when sent."""
     for name in selected:
-        length = len(template.render(sample_context(name)))
+        length = measure(template.render(sample_context(name)))
         if length > limit:
             yield (Position(template.where.line, template.where.column),
                    f"the text of a sample {name!r} event is {length} characters, over the {limit} "
