@@ -205,3 +205,36 @@ async def test_a_webhook_at_its_cap_logs_once_while_events_trickle_in(daemon: Da
         await wait_until(lambda: failed("witness"), 10, "a sweep with nothing of the dead one's")
     [line] = log_lines(daemon, "webhook_over_share", webhook="dead")
     assert line["failed"] == 1 and line["cap"] == 10
+
+
+async def test_two_dead_webhooks_cannot_starve_a_live_one_of_the_spool(
+    daemon: DaemonProcess, receiver: Receiver,
+) -> None:
+    """Before: each dead webhook kept its share of pending and its share of failed rows
+    (a quarter of the spool each by default), so two of them filled it and intake
+    answered 503. Failed deliveries are what a full spool gives up first."""
+    daemon.config["spool"] = {"max_bytes": MAX_BYTES, "retention": 0}
+    for name in ("dead1", "dead2"):
+        daemon.add_webhook(name, f"http://127.0.0.1:{closed_port()}/hook",
+                           filters={"sending_node": [name]}, channel={"retry_schedule": [3600]})
+    daemon.add_webhook("live", receiver.url, filters={"sending_node": ["live"]})
+    await daemon.start()
+    for start in range(0, DEAD_EVENTS, PER_POST):
+        for name in ("dead1", "dead2"):
+            status, answer = await daemon.post(None, data=_ndjson(start, PER_POST, name),
+                                               content_type="application/x-ndjson")
+            assert status == 202, (name, start, answer)
+    for start in range(0, 200, 50):
+        status, answer = await daemon.post(None, data=_ndjson(start, 50, "live"),
+                                           content_type="application/x-ndjson")
+        assert status == 202, answer
+    await wait_until(lambda: len(receiver.requests) == 200, 60, "the live webhook's events")
+    _, stats = await daemon.request("GET", "/status")
+    assert stats["queue"]["spool_bytes"] <= MAX_BYTES * 1.1
+    for name in ("dead1", "dead2"):
+        kept = await deliveries(daemon, webhook=name)
+        assert f"{name}-{DEAD_EVENTS - 1}" in {row["event_id"] for row in kept
+                                               if row["state"] == "pending"}
+        assert await _counted(daemon, "evicted", name) > 0
+    # Room made for intake is one line per webhook per burst, not one per delivery.
+    assert len(log_lines(daemon, "failed_evicted_for_intake")) <= 4

@@ -5,7 +5,9 @@ Each webhook's pending deliveries are capped: its own `max_pending`, or its shar
 spool's bytes per delivery. Past the cap, its oldest pending deliveries fail (kept,
 replayable); its failed ones are bounded by the same cap, the oldest evicted first.
 Intake and every other webhook go on. Checked every second, and at once, whole, when
-intake finds the spool full.
+intake finds the spool full: then, should the spool still be full, failed deliveries
+go too (the oldest, of the webhooks holding the most failed bytes first), so intake
+answers 503 only when pending deliveries within their shares fill it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ MIN_CAP: Final = 100
 # A log line per webhook at most this often (seconds): a burst, or events trickling in
 # one at a time to a webhook at its cap, is one line carrying the rows since the last.
 LOG_EVERY: Final = 60.0
+# Room made for intake in a full spool: this part of `spool.max_bytes` below it (at
+# most EVICT_MARGIN_MAX bytes), so that the next requests fit too.
+EVICT_MARGIN: Final = 0.01
+EVICT_MARGIN_MAX: Final = 8 * 1024 * 1024
 
 _log = log.get("mailhooks.dispatch")
 
@@ -77,6 +83,10 @@ class ShareKeeper:
             "webhook_over_share",
             f"its oldest deliveries fail, then go; one line per webhook per {LOG_EVERY:g} s "
             "at most, counting the deliveries since the last")
+        self._room = BurstLog(
+            "failed_evicted_for_intake",
+            "the spool was full: its oldest failed deliveries went to make room for intake; "
+            f"one line per webhook per {LOG_EVERY:g} s at most, counting those since the last")
 
     async def caps(self) -> tuple[dict[str, int], int]:
         """Each running webhook's cap in rows, and the cap of any other id in the spool."""
@@ -93,7 +103,8 @@ class ShareKeeper:
 
     async def sweep(self, *, whole: bool = False) -> dict[str, ShareOutcome]:
         """Bring every webhook towards its cap (`SWEEP_ROWS` rows at a time, or `whole`ly
-        when intake needs the room now); what was failed and evicted, by webhook."""
+        when intake needs the room now, evicting failed deliveries too should the spool
+        still be full); what was failed and evicted, by webhook."""
         caps, default_cap = await self.caps()
         done = await self.spool.keep_within(caps, default_cap, self.claimed(),
                                             None if whole else SWEEP_ROWS)
@@ -104,4 +115,12 @@ class ShareKeeper:
                 self.metrics.deliveries_by(webhook_id, "evicted").inc(outcome.evicted)
             self._over.note(webhook_id, {"failed": outcome.failed, "evicted": outcome.evicted},
                             cap=caps.get(webhook_id, default_cap))
+        if whole:
+            max_bytes = self.settings.spool.max_bytes
+            below = max_bytes - min(int(max_bytes * EVICT_MARGIN), EVICT_MARGIN_MAX)
+            for webhook_id, evicted in (await self.spool.evict_failed(below)).items():
+                self.metrics.deliveries_by(webhook_id, "evicted").inc(evicted)
+                self._room.note(webhook_id, {"evicted": evicted})
+                before = done.get(webhook_id, ShareOutcome(0, 0))
+                done[webhook_id] = ShareOutcome(before.failed, before.evicted + evicted)
         return done

@@ -169,6 +169,12 @@ class Spool:
         return await self._write(lambda connection: per_webhook.keep_within(
             connection, caps, default_cap, claimed, now, at_most))
 
+    async def evict_failed(self, below: int) -> dict[str, int]:
+        """Room for intake in a full spool: failed deliveries go, the oldest first, from
+        the webhooks holding the most failed bytes first, until fewer than `below` bytes
+        are in use; how many went, by webhook."""
+        return await self._write(lambda connection: per_webhook.evict_failed(connection, below))
+
     async def bytes_per_delivery(self) -> float:
         return await self._read(per_webhook.bytes_per_delivery)
 

@@ -12,6 +12,13 @@ from mailhooks.spool.records import ShareOutcome, WebhookState
 from mailhooks.spool.sql import forget_orphan_events, used_bytes
 
 OVER_SHARE: Final = "over the webhook's share of the spool: its oldest pending deliveries fail first"
+# What a delivery's row and index entries cost beside its event's payload, in bytes:
+# which webhook holds the most failed bytes is judged with it.
+ROW_BYTES: Final = 200
+# Failed rows evicted per statement to make room for intake: enough that the next
+# requests fit too, few enough that intake's commit is not held up.
+EVICT_AT_LEAST: Final = 16
+EVICT_AT_MOST: Final = 2000
 
 
 def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_cap: int,
@@ -56,6 +63,55 @@ def keep_within(connection: sqlite3.Connection, caps: dict[str, int], default_ca
     if any(outcome.evicted for outcome in done.values()):
         forget_orphan_events(connection, received_before=math.inf)
     return done
+
+
+def evict_failed(connection: sqlite3.Connection, below: int) -> dict[str, int]:
+    """Room for intake in a full spool (SPEC §5): failed deliveries go, the oldest first,
+    from the webhooks holding the most failed bytes first, until fewer than `below`
+    bytes are in use (or none is left); how many went, by webhook. Pending deliveries
+    within their shares are what the spool must keep; failed ones are not."""
+    used = used_bytes(connection)
+    if used < below:
+        return {}
+    held: dict[str, list[float]] = {  # bytes of failed deliveries (payload and row), rows
+        webhook_id: [size, rows] for webhook_id, size, rows in connection.execute(
+            "SELECT d.webhook_id, SUM(length(e.payload)) + COUNT(*) * ?, COUNT(*)"
+            " FROM deliveries d JOIN events e ON e.id = d.event WHERE d.state = 'failed'"
+            " GROUP BY d.webhook_id", (ROW_BYTES,),
+        ).fetchall()
+    }
+    per_row = bytes_per_delivery(connection)
+    evicted: dict[str, int] = {}
+    while held and used >= below:
+        ranked = sorted(held, key=lambda webhook_id: held[webhook_id][0], reverse=True)
+        top = ranked[0]
+        size, rows = held[top]
+        # As many rows as the room needs, but no further than the next holder's level
+        # (then the next round takes from both): the biggest holder gives first.
+        needed = math.ceil((used - below + 1) / per_row)
+        if len(ranked) > 1:
+            needed = min(needed, math.ceil((size - held[ranked[1]][0]) / (size / rows)))
+        limit = int(min(max(needed, EVICT_AT_LEAST), EVICT_AT_MOST, rows))
+        gone = connection.execute(
+            "SELECT d.id, d.event, length(e.payload) FROM deliveries d JOIN events e"
+            " ON e.id = d.event WHERE d.webhook_id = ? AND d.state = 'failed'"
+            " ORDER BY d.id LIMIT ?", (top, limit),
+        ).fetchall()
+        connection.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
+                           (json.dumps([row[0] for row in gone]),))
+        connection.execute(
+            "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries d WHERE d.event = events.id)",
+            (json.dumps([row[1] for row in gone]),),
+        )
+        evicted[top] = evicted.get(top, 0) + len(gone)
+        size -= sum(row[2] for row in gone) + ROW_BYTES * len(gone)
+        if len(gone) < limit or rows <= len(gone):
+            del held[top]
+        else:
+            held[top] = [size, rows - len(gone)]
+        used = used_bytes(connection)
+    return {webhook_id: count for webhook_id, count in evicted.items() if count}
 
 
 def bytes_per_delivery(connection: sqlite3.Connection) -> float:
