@@ -94,7 +94,10 @@ class FileFollower:
                 if chunk:
                     quiet_since = None
                     offset += len(chunk)
+                    dropped = lines.dropped
                     complete = lines.feed(chunk)
+                    if lines.dropped != dropped:
+                        self.log(f"{self.path}: a line longer than {lines.max_line} bytes was dropped")
                     if complete:
                         yield complete, FilePosition(inode, offset - lines.waiting)
                     continue

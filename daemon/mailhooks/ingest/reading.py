@@ -18,31 +18,43 @@ QUEUED_CHUNKS: Final = 16
 
 
 class Lines:
-    """Splits chunks into lines (without their line end). A line longer than
-    `max_line` is handed on in pieces of that size, so no input grows memory without
-    bound; the text after the last line end waits for the next chunk."""
+    """Splits chunks into lines (without their line end); the text after the last line
+    end waits for the next chunk. A line longer than `max_line` is dropped whole (and
+    counted in `dropped`): no input grows memory without bound, and no piece of a line
+    is read as a record of its own."""
 
     def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self.max_line = max_line
+        self.dropped = 0
         self._tail = b""
+        self._skipping = False  # within a line that is too long, until its end
 
     @property
     def waiting(self) -> int:
-        """Bytes read that are no whole line yet."""
+        """Bytes read that are no whole line yet (a dropped line's are not kept)."""
         return len(self._tail)
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if self._skipping:
+            end = chunk.find(b"\n")
+            if end < 0:
+                return []
+            chunk, self._skipping = chunk[end + 1:], False
         data = self._tail + chunk if self._tail else chunk
         lines = data.split(b"\n")
         self._tail = lines.pop()
-        while len(self._tail) > self.max_line:
-            lines.append(self._tail[:self.max_line])
-            self._tail = self._tail[self.max_line:]
+        if len(self._tail) > self.max_line:
+            self._tail, self._skipping = b"", True
+            self.dropped += 1
+        long = [line for line in lines if len(line) > self.max_line]
+        if long:  # whole in one chunk, end and all
+            self.dropped += len(long)
+            lines = [line for line in lines if len(line) <= self.max_line]
         return lines
 
     def rest(self) -> bytes:
         """What is left after the last line end (the input's last line, at its end)."""
-        tail, self._tail = self._tail, b""
+        tail, self._tail, self._skipping = self._tail, b"", False
         return tail
 
 

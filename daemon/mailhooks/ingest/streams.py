@@ -54,7 +54,11 @@ async def stdin_lines(run: Run, feed: Feed) -> AsyncGenerator[list[bytes], None]
                 feed.hurry(STOP_GRACE)
                 return
             if chunk:
+                dropped = lines.dropped
                 yield lines.feed(chunk)
+                if lines.dropped != dropped:
+                    run.log(f"a line longer than {lines.max_line} bytes was dropped "
+                            f"({lines.dropped} so far): no record is that long")
     tail = lines.rest()
     if tail:
         yield [tail]
