@@ -8,8 +8,10 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
@@ -38,50 +40,49 @@ async def test_a_new_file_starts_receiving_events(daemon: DaemonProcess, receive
     await wait_until(lambda: len(receiver.requests) == 1, what="delivery to the new webhook")
 
 
-async def test_a_changed_file_applies_to_later_events_and_pending_retries(
-    daemon: DaemonProcess, receiver: Receiver
-) -> None:
+@pytest.fixture
+async def refusing() -> AsyncIterator[Receiver]:
+    """An endpoint that answers every request 503."""
     async def refuse(_r: Receiver, _q: web.Request) -> web.Response:
         return web.Response(status=503)
 
-    first = await Receiver(handler=refuse).start()
-    try:
-        daemon.add_webhook("crm", first.url, channel={"retry_schedule": [0.2] * 40})
-        await daemon.start()
-        await daemon.post(event(1))
-        await wait_until(lambda: len(first.requests) >= 1, what="a failing first attempt")
-        daemon.add_webhook("crm", receiver.url, channel={"retry_schedule": [0.2] * 40})
-        # The pending retry goes to the new URL, and so does a new event.
-        await wait_until(lambda: len(receiver.requests) >= 1, 10, "the retry at the new URL")
-        await daemon.post(event(2))
-        await wait_until(lambda: {e["event_id"] for e in receiver.events()} == {"e1", "e2"},
-                         what="both events at the new URL")
-    finally:
-        await first.stop()
+    endpoint = await Receiver(handler=refuse).start()
+    yield endpoint
+    await endpoint.stop()
 
 
-async def test_a_changed_file_closes_an_open_breaker(daemon: DaemonProcess, receiver: Receiver) -> None:
+async def test_a_changed_file_applies_to_later_events_and_pending_retries(
+    daemon: DaemonProcess, receiver: Receiver, refusing: Receiver
+) -> None:
+    daemon.add_webhook("crm", refusing.url, channel={"retry_schedule": [0.2] * 40})
+    await daemon.start()
+    await daemon.post(event(1))
+    await wait_until(lambda: len(refusing.requests) >= 1, what="a failing first attempt")
+    daemon.add_webhook("crm", receiver.url, channel={"retry_schedule": [0.2] * 40})
+    # The pending retry goes to the new URL, and so does a new event.
+    await wait_until(lambda: len(receiver.requests) >= 1, 10, "the retry at the new URL")
+    await daemon.post(event(2))
+    await wait_until(lambda: {e["event_id"] for e in receiver.events()} == {"e1", "e2"},
+                     what="both events at the new URL")
+
+
+async def test_a_changed_file_closes_an_open_breaker(
+    daemon: DaemonProcess, receiver: Receiver, refusing: Receiver
+) -> None:
     # An open breaker held the lane for its cooldown after the file was fixed (the first
     # delivery came seconds later); the fixed file is a new endpoint to try.
-    async def refuse(_r: Receiver, _q: web.Request) -> web.Response:
-        return web.Response(status=503)
+    daemon.add_webhook("crm", refusing.url, channel={"retry_schedule": [0.05] * 40})
+    await daemon.start()
+    await daemon.post([event(number) for number in range(1, 8)])
 
-    first = await Receiver(handler=refuse).start()
-    try:
-        daemon.add_webhook("crm", first.url, channel={"retry_schedule": [0.05] * 40})
-        await daemon.start()
-        await daemon.post([event(number) for number in range(1, 8)])
+    async def breaker(value: str) -> bool:
+        _, metrics = await daemon.request("GET", "/metrics")
+        return f'mailhooks_circuit_open{{webhook="crm"}} {value}' in metrics
 
-        async def breaker(value: str) -> bool:
-            _, metrics = await daemon.request("GET", "/metrics")
-            return f'mailhooks_circuit_open{{webhook="crm"}} {value}' in metrics
-
-        await wait_until(lambda: breaker("1.0"), 10, "the breaker open")
-        daemon.add_webhook("crm", receiver.url, channel={"retry_schedule": [0.05] * 40})
-        await wait_until(lambda: breaker("0.0"), 5, "the breaker closed by the change")
-        await wait_until(lambda: len(receiver.events()) == 7, 10, "every event at the new URL")
-    finally:
-        await first.stop()
+    await wait_until(lambda: breaker("1.0"), 10, "the breaker open")
+    daemon.add_webhook("crm", receiver.url, channel={"retry_schedule": [0.05] * 40})
+    await wait_until(lambda: breaker("0.0"), 5, "the breaker closed by the change")
+    await wait_until(lambda: len(receiver.events()) == 7, 10, "every event at the new URL")
 
 
 async def test_a_deleted_file_drops_its_pending_deliveries(
