@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,3 +135,25 @@ def markdown_parser() -> MarkdownIt:
     """CommonMark with GFM tables, and raw HTML on: what the report escapes must stay
     text even where HTML would be taken as HTML."""
     return MarkdownIt("commonmark", {"html": True}).enable("table")
+
+
+METRICS = """\
+# HELP mailhooks_events_received_total Events accepted and spooled, by event type.
+# TYPE mailhooks_events_received_total counter
+mailhooks_events_received_total{event="delivered"} 7200.0
+mailhooks_events_received_total{event="bounced"} 360.0
+mailhooks_events_received_total{event="complaint"} 36.0
+# HELP mailhooks_start_time_seconds When the daemon started (unix time).
+# TYPE mailhooks_start_time_seconds gauge
+mailhooks_start_time_seconds 1.7e+09
+"""
+STARTED = 1_700_000_000
+
+
+@pytest.fixture
+def metrics(tmp_path: Path) -> Path:
+    """Saved an hour after the daemon started."""
+    path = tmp_path / "metrics.txt"
+    path.write_text(METRICS)
+    os.utime(path, (STARTED + 3600, STARTED + 3600))
+    return path

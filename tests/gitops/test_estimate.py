@@ -14,30 +14,9 @@ from pathlib import Path
 import pytest
 
 from mailhooks.gitops.estimate import MetricsError, rates
-from tests.gitops.conftest import ANALYTICS, GitRepo, Run, diff_schema, markdown_parser
+from tests.gitops.conftest import ANALYTICS, METRICS, STARTED, GitRepo, Run, diff_schema, markdown_parser
 from tests.gitops.test_formats import tables
 from tests.utils import _SUBPROCESS_ENV, REPO, DaemonProcess
-
-METRICS = """\
-# HELP mailhooks_events_received_total Events accepted and spooled, by event type.
-# TYPE mailhooks_events_received_total counter
-mailhooks_events_received_total{event="delivered"} 7200.0
-mailhooks_events_received_total{event="bounced"} 360.0
-mailhooks_events_received_total{event="complaint"} 36.0
-# HELP mailhooks_start_time_seconds When the daemon started (unix time).
-# TYPE mailhooks_start_time_seconds gauge
-mailhooks_start_time_seconds 1.7e+09
-"""
-STARTED = 1_700_000_000
-
-
-@pytest.fixture
-def metrics(tmp_path: Path) -> Path:
-    """Saved an hour after the daemon started."""
-    path = tmp_path / "metrics.txt"
-    path.write_text(METRICS)
-    os.utime(path, (STARTED + 3600, STARTED + 3600))
-    return path
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ reverse), in every format and in `--estimate`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from mailhooks.gitops.filters import narrowed, widened
 from mailhooks.webhooks.models import Filters
 from tests.gitops.conftest import ANALYTICS, CRM, GitRepo, Run, diff_schema, markdown_parser
-from tests.gitops.test_estimate import METRICS, STARTED
 from tests.gitops.test_formats import parse_annotation, tables
 
 ALL = ["received", "delivered", "bounced", "rejected", "delayed", "newsletter_opened",
@@ -150,12 +148,6 @@ def test_every_format_says_it(
             "title": "mailhooks diff%3A effect", "message": line} in notices
 
 
-@pytest.fixture
-def metrics(tmp_path: Path) -> Path:
-    path = tmp_path / "metrics.txt"
-    path.write_text(METRICS)
-    os.utime(path, (STARTED + 3600, STARTED + 3600))
-    return path
 
 
 def test_the_estimate_says_what_the_counters_cannot_tell(repo: GitRepo, run: Run, metrics: Path) -> None:
