@@ -24,6 +24,12 @@ def webhook(url: str, name: str = "CRM") -> str:
     return json.dumps({"name": name, "events": "all", "channel": {"type": "web", "url": url}})
 
 
+async def _read_revision_is(daemon: DaemonProcess, revision: str) -> bool:
+    """Whether the last reload read `revision` (loaded or not)."""
+    read = (await _config(daemon))["read_revision"]
+    return read is not None and bool(read["id"] == revision)
+
+
 async def _config(daemon: DaemonProcess) -> dict[str, Any]:
     _, status = await daemon.request("GET", "/status")
     config: dict[str, Any] = status["config"]
@@ -70,12 +76,7 @@ async def test_the_revision_follows_the_checkout(daemon: DaemonProcess, receiver
     (repo / "crm.yaml").write_text("name: [\n")
     git(repo, "commit", "-qam", "broken")
     broken = git(repo, "rev-parse", "HEAD")
-
-    async def read_broken() -> bool:
-        read = (await _config(daemon))["read_revision"]
-        return read is not None and read["id"] == broken
-
-    await wait_until(read_broken, 15, "the broken commit read")
+    await wait_until(lambda: _read_revision_is(daemon, broken), 15, "the broken commit read")
     assert (await _config(daemon))["revision"]["id"] == second
     code, out, _ = await run_cli("status", "--socket", str(daemon.socket))
     assert f"the last reload read {broken} and refused a file" in out
@@ -169,12 +170,7 @@ async def test_status_says_the_checkout_is_ahead_of_a_reload_that_failed(
     (hooks / "crm.yaml").write_text("name: [\n")
     git(repo, "commit", "-qam", "broken")
     broken = git(repo, "rev-parse", "HEAD")
-
-    async def read_broken() -> bool:
-        read = (await _config(daemon))["read_revision"]
-        return read is not None and read["id"] == broken
-
-    await wait_until(read_broken, 15, "the broken commit read")
+    await wait_until(lambda: _read_revision_is(daemon, broken), 15, "the broken commit read")
     # Then the checkout moves on by a commit beside the directory: no reload reads it.
     (repo / "README.md").write_text("webhooks, reviewed\n")
     git(repo, "commit", "-qam", "docs")
