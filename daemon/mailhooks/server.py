@@ -223,10 +223,11 @@ async def replay(service: Service, request: web.BaseRequest) -> web.Response:
     )
     if not (valid_ids or isinstance(webhook, str)) or (ids is not None and webhook is not None):
         return _error(400, 'give either "ids" (a list of delivery ids) or "webhook" (an id)')
-    replayed, left = await service.replay(ids or [], webhook, now)
+    replayed, left, paused = await service.replay(ids or [], webhook, now)
     # left_failed: failed ones not re-queued, the webhook being at its cap of pending
-    # deliveries; a replay once those have gone out takes them.
-    return _json({"replayed": replayed, "left_failed": left})
+    # deliveries; a replay once those have gone out takes them. paused: webhooks that
+    # send nothing, re-queued or not, until they are resumed.
+    return _json({"replayed": replayed, "left_failed": left, "paused": paused})
 
 
 # The routes, on aiohttp's low-level server rather than an Application: its router,

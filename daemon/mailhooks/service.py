@@ -114,17 +114,20 @@ class Service:
             systemd.ready(await self.summary())
 
     async def replay(self, delivery_ids: Sequence[int], webhook_id: str | None,
-                     pending_now: bool = False) -> tuple[int, int]:
+                     pending_now: bool = False) -> tuple[int, int, list[str]]:
         """Re-queue failed deliveries within each webhook's cap of pending ones (SPEC §5):
-        how many were re-queued, and how many were left failed for want of room (a
-        replay once the pending ones have gone out takes those)."""
+        how many were re-queued, how many were left failed for want of room (a replay
+        once the pending ones have gone out takes those), and which of their webhooks are
+        paused (nothing goes to those until they are resumed)."""
         caps, default_cap = await self.shares.caps()
         webhooks, left = await self.spool.replay(delivery_ids, webhook_id, pending_now,
                                                  caps, default_cap)
         _log.info("replay", deliveries=len(webhooks), left_failed=left, webhook=webhook_id,
                   now=pending_now)
         self.dispatcher.wake(set(webhooks))
-        return len(webhooks), left
+        touched = set(webhooks) | ({webhook_id} if webhook_id is not None else set())
+        paused = sorted(key for key in touched if self.dispatcher.health.is_paused(key))
+        return len(webhooks), left, paused
 
     def resume(self, webhook_id: str) -> bool | None:
         """Resume a webhook the daemon paused: True, False when it was not paused, None

@@ -92,7 +92,7 @@ async def test_max_pending_caps_a_webhook_and_failed_ones_stay_replayable(
     if failed_ids:
         # At its cap, a replay re-queues none: they would only be failed again.
         status, answer = await daemon.request("POST", "/deliveries/replay", {"ids": failed_ids[:3]})
-        assert status == 200 and answer == {"replayed": 0, "left_failed": len(failed_ids[:3])}
+        assert status == 200 and answer == {"replayed": 0, "left_failed": len(failed_ids[:3]), "paused": []}
         still = {row["id"]: row["state"] for row in await deliveries(daemon, webhook="capped")}
         assert all(still[delivery_id] == "failed" for delivery_id in failed_ids[:3])
 
@@ -162,7 +162,7 @@ async def test_a_replay_never_requeues_more_than_the_room_under_the_cap(daemon: 
         assert "60 left failed" in out
         # Once those went out, a second replay has room for the rest.
         status, answer = await daemon.request("POST", "/deliveries/replay", {"webhook": "capped"})
-        assert status == 200 and answer == {"replayed": 60, "left_failed": 0}
+        assert status == 200 and answer == {"replayed": 60, "left_failed": 0, "paused": []}
         await wait_until(drained, 30, "the rest sent")
         states = [row["state"] for row in await deliveries(daemon, webhook="capped")]
         assert states == ["delivered"] * 160

@@ -40,6 +40,9 @@ async def test_pause_after_sustained_failure_and_resume_by_command(daemon: Daemo
     assert row["state"] == "pending"
     await daemon.post(event(2))
     assert (await _attempts(daemon))[-1] == row["attempts"]
+    # A replay of a paused webhook's deliveries says that nothing goes until it is resumed.
+    code, out, _ = await run_cli("replay", "--webhook", "crm", "--now", "--socket", str(daemon.socket))
+    assert code == 0 and "crm is paused: nothing goes to it until mailhooks resume crm" in out
 
     code, out, err = await run_cli("resume", "crm", "--socket", str(daemon.socket))
     assert code == 0 and out.startswith("crm: resumed"), err

@@ -79,4 +79,6 @@ def run_replay(args: argparse.Namespace) -> int:
     if left:
         say(f"{left} left failed: their webhook is at its cap of pending deliveries; "
             "replay again once those have gone out")
+    for paused in answer.get("paused", []):
+        say(f"{paused} is paused: nothing goes to it until mailhooks resume {paused}")
     return 0
