@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -138,3 +139,36 @@ def test_any_event_gives_a_valid_json_body(diagnostic: str, campaign: Any, metad
     body = template.render(values)
     assert json.loads(json.dumps(body, allow_nan=False)) == body
     assert body["campaign"] == campaign and body["meta"] == (metadata or None)
+
+
+SIMPLE_LEAVES = [
+    "{{ sending_node }} via {{ sending_domain }}", "{{ email | domain }}", "{{ smtp_code | int }}",
+    "{{ diagnostic | float }}", "{{ bounce_type | bool }}", "x{{ diagnostic | upper }}y",
+    "{{ metadata }} and {{ events }}", "{{ campaign_id | string }}-{{ count }}", "{{ link_url | trim }}",
+    "{{ timestamp | datetime }}", "{{ diagnostic | length }}", "{{ broadcast_name | title }} ",
+    "at {{ diagnostic | datetime }}", "{{ email }}\n\n{{ diagnostic | datetime }}",
+]
+VALUE = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.text(max_size=30) | st.floats()
+
+
+@pytest.mark.parametrize("mode", ["json", "slack", "telegram_markdown"])
+@settings(max_examples=60, deadline=None)
+@given(diagnostic=VALUE, node=st.text(max_size=10) | st.none(), leaf=st.sampled_from(SIMPLE_LEAVES))
+def test_a_simple_leaf_renders_as_jinja_renders_it(mode: str, diagnostic: Any, node: Any, leaf: str) -> None:
+    # Text and variables, each alone or through one argument-less filter, skip Jinja's
+    # render machinery: the value, or the error, must be what Jinja gives.
+    values = with_fields(diagnostic=diagnostic, sending_node=node, metadata={"k": diagnostic})
+
+    def outcome(source: str) -> Any:
+        payload = compile_payload({"v": source}, positions=positions, mode=mode)  # type: ignore[arg-type]
+        try:
+            return payload.render(values)["v"]
+        except TemplateError as error:
+            return ("error", error.message, error.line)
+
+    # Jinja renders what is no simple leaf: the text wrapped in "{% if true %}", or a
+    # typed filter applied twice (the same value).
+    typed = re.fullmatch(r"\{\{ (\w+) \| (int|float|bool) \}\}", leaf)
+    reference = (f"{{{{ {typed[1]} | {typed[2]} | {typed[2]} }}}}" if typed
+                 else "{% if true %}" + leaf + "{% endif %}")
+    assert outcome(leaf) == outcome(reference)

@@ -212,6 +212,11 @@ def _template_line(traceback: TracebackType | None, template: JinjaTemplate) -> 
 
 def failure(error: BaseException, template: JinjaTemplate, where: Where) -> TemplateError:
     """A render's exception as a TemplateError at the template line it happened on."""
+    return where.error(failure_message(error), _template_line(error.__traceback__, template))
+
+
+def failure_message(error: BaseException) -> str:
+    """What a render's exception says, for a TemplateError."""
     if isinstance(error, LimitError):
         message = f"limit: {error}"
     elif isinstance(error, SecurityError):
@@ -224,7 +229,7 @@ def failure(error: BaseException, template: JinjaTemplate, where: Where) -> Temp
         message = "cannot render: a number out of range"
     else:
         message = f"cannot render: {error}" if str(error) else f"cannot render: {type(error).__name__}"
-    return where.error(message, _template_line(error.__traceback__, template))
+    return message
 
 
 class Template:

@@ -27,11 +27,12 @@ from typing import Any, Final
 from jinja2 import Template as JinjaTemplate
 from jinja2 import nodes
 
-from mailhooks.templates.compiler import Template, build, failure, parse
-from mailhooks.templates.errors import Where
+from mailhooks.templates.compiler import Template, build, failure, failure_message, parse
+from mailhooks.templates.errors import TemplateError, Where
 from mailhooks.templates.escaping import ESCAPES, Mode
 from mailhooks.templates.filters import TYPED_FILTERS
-from mailhooks.templates.limits import DEFAULT_LIMITS, Budget, Limits, enter, leave
+from mailhooks.templates.limits import DEFAULT_LIMITS, Budget, LimitError, Limits, enter, leave
+from mailhooks.templates.sandbox import SandboxEnvironment
 from mailhooks.templates.values import VARIABLES, Variables, json_value
 
 PathPart = str | int
@@ -90,14 +91,60 @@ class _Typed(_Leaf):
                 pass
         except Exception as error:
             raise failure(error, self.jinja, self.where) from None
-        value = json_value(context.vars["result"])
-        if not (value is None or isinstance(value, bool | int | str)
-                or (isinstance(value, float) and math.isfinite(value))):
-            raise self.where.error("a typed value must be a number, a boolean, text or null; "
-                                   f"this default gives a {type(value).__name__}")
-        if isinstance(value, str) and self.escape is not None:
-            value = self.escape(value)  # a default taken from an event's field is a value too
-        return value, 0
+        return _typed(context.vars["result"], self.where, self.escape), 0
+
+
+def _typed(result: Any, where: Where, escape: Callable[[str], str] | None) -> Any:
+    """A typed leaf's filter result as it goes into the JSON."""
+    value = json_value(result)
+    if not (value is None or isinstance(value, bool | int | str)
+            or (isinstance(value, float) and math.isfinite(value))):
+        raise where.error("a typed value must be a number, a boolean, text or null; "
+                          f"this default gives a {type(value).__name__}")
+    if isinstance(value, str) and escape is not None:
+        value = escape(value)  # a default taken from an event's field is a value too
+    return value
+
+
+class _Simple(_Leaf):
+    """A leaf of text and variables, each variable alone or through one filter without
+    arguments (`{{ node }} via {{ domain }}`, `{{ email | domain }}`, typed:
+    `{{ smtp_code | int }}`): the same values through the same filters and `finalize` as
+    Jinja's render, without building its context (most of a payload's cost)."""
+
+    def __init__(self, parts: list[tuple[bool, str, Callable[[Any], Any] | None, int]], typed: bool,
+                 finalize: Callable[[Any], str], escape: Callable[[str], str] | None,
+                 where: Where) -> None:
+        self.parts = parts  # (is a variable, its name or the text, its filter, its line)
+        self.typed = typed
+        self.finalize = finalize
+        self.escape = escape
+        self.where = where
+
+    def render(self, variables: Variables, budget: Budget) -> tuple[Any, int]:
+        line = 1
+        try:
+            if self.typed:
+                _, name, function, line = self.parts[0]
+                assert function is not None
+                return _typed(function(variables[name]), self.where, self.escape), 0
+            texts = []
+            size, limit = 0, budget.limits.size
+            for is_variable, item, function, at in self.parts:
+                if is_variable:
+                    line = at  # where an error is said to be
+                    value = variables[item]
+                    item = self.finalize(function(value) if function is not None else value)
+                size += len(item)
+                if size > limit:
+                    raise LimitError(f"the text is longer than {limit} characters")
+                texts.append(item)
+        except TemplateError:
+            raise
+        except Exception as error:
+            raise self.where.error(failure_message(error), line) from None
+        text = "".join(texts)
+        return text, len(text)
 
 
 class _Object(_Leaf):
@@ -156,12 +203,45 @@ def _leaf(source: str, where: Where, mode: Mode, limits: Limits) -> _Leaf:
     expression = _single_expression(tree)
     if isinstance(expression, nodes.Name) and expression.name in VARIABLES and mode == "json":
         return _Variable(expression.name)
+    simple = _simple(env, tree, expression, where)
+    if simple is not None:
+        return simple
     if isinstance(expression, nodes.Filter) and expression.name in TYPED_FILTERS:
         assign = nodes.Assign(nodes.Name("result", "store"), expression)
         typed = nodes.Template([assign])
         typed.set_lineno(expression.lineno)
         return _Typed(build(env, typed, where), where, ESCAPES[mode])
     return _Text(Template(source, where, mode, limits, env, build(env, tree, where)))
+
+
+def _simple(env: SandboxEnvironment, tree: nodes.Template, expression: nodes.Expr | None,
+            where: Where) -> _Simple | None:
+    """The leaf as a `_Simple` when it is only text and variables, each alone or through
+    one filter that takes no argument and nothing from Jinja; else None (Jinja renders it)."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    output = tree.body[0]
+    parts: list[tuple[bool, str, Callable[[Any], Any] | None, int]] = []
+    for node in output.nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append((False, node.data, None, node.lineno))
+            continue
+        function: Callable[[Any], Any] | None = None
+        variable: nodes.Node | None = node
+        if isinstance(node, nodes.Filter):
+            function = env.filters.get(node.name)
+            if (function is None or getattr(function, "jinja_pass_arg", None) is not None
+                    or node.args or node.kwargs or node.dyn_args or node.dyn_kwargs):
+                return None
+            variable = node.node
+        if not isinstance(variable, nodes.Name) or variable.name not in VARIABLES:
+            return None
+        parts.append((True, variable.name, function, node.lineno))
+    typed = isinstance(expression, nodes.Filter) and expression.name in TYPED_FILTERS
+    if typed and (len(parts) != 1 or parts[0][2] is None):
+        return None
+    assert env.finalize is not None  # the sandbox always sets one: it escapes and counts
+    return _Simple(parts, typed, env.finalize, ESCAPES[env.mode], where)
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
