@@ -24,6 +24,16 @@ def webhook(url: str, name: str = "CRM") -> str:
     return json.dumps({"name": name, "events": "all", "channel": {"type": "web", "url": url}})
 
 
+def _first_commit(repo: Path, files: dict[str, str]) -> None:
+    """A new repository at `repo` whose first commit holds `files` (path: text)."""
+    git(repo, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+
+
 async def _read_revision_is(daemon: DaemonProcess, revision: str) -> bool:
     """Whether the last reload read `revision` (loaded or not)."""
     read = (await _config(daemon))["read_revision"]
@@ -38,10 +48,7 @@ async def _config(daemon: DaemonProcess) -> dict[str, Any]:
 
 async def test_the_revision_follows_the_checkout(daemon: DaemonProcess, receiver: Receiver) -> None:
     repo = daemon.webhooks
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "crm.yaml").write_text(webhook(receiver.url))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first")
+    _first_commit(repo, {"crm.yaml": webhook(receiver.url)})
     first = git(repo, "rev-parse", "HEAD")
     (repo / "crm.yaml").write_text(webhook(receiver.url, "CRM renamed"))
     git(repo, "commit", "-qam", "second")
@@ -104,10 +111,7 @@ def test_reading_the_revision_never_writes_the_index(tmp_path: Path) -> None:
     optional locks are off: on a host that would race with a `git pull` of the checkout."""
     repo = tmp_path / "hooks"
     repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "crm.yaml").write_text(webhook("https://crm.example.com/in"))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first")
+    _first_commit(repo, {"crm.yaml": webhook("https://crm.example.com/in")})
     before = _index(repo)
     # The same content with a new modification time: the index's stat data is stale.
     later = before[1] + 5_000_000_000
@@ -123,10 +127,7 @@ def test_reading_the_revision_never_writes_the_index(tmp_path: Path) -> None:
 
 async def test_the_daemons_reload_leaves_the_index_alone(daemon: DaemonProcess, receiver: Receiver) -> None:
     repo = daemon.webhooks
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "crm.yaml").write_text(webhook(receiver.url))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first")
+    _first_commit(repo, {"crm.yaml": webhook(receiver.url)})
     await daemon.start()
     before = _index(repo)
     loaded_at = (await _config(daemon))["last_reload"]["at"]
@@ -148,11 +149,7 @@ def _repository_with_webhooks_below(daemon: DaemonProcess, url: str) -> tuple[Pa
     hooks = repo / "webhooks.d"
     hooks.mkdir(parents=True)
     daemon.config["webhooks_dir"] = str(hooks)
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("webhooks\n")
-    (hooks / "crm.yaml").write_text(webhook(url))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first")
+    _first_commit(repo, {"README.md": "webhooks\n", f"{hooks.relative_to(repo)}/crm.yaml": webhook(url)})
     return repo, hooks
 
 
