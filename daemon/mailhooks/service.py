@@ -52,13 +52,13 @@ class Service:
         Kinds are a metric label: past MAX_SKIP_KINDS, any new one counts as `other`."""
         for record in skipped:
             kind = record.kind
-            if (source, kind) not in self._skip_kinds_logged:
-                if len(self._skip_kinds_logged) >= MAX_SKIP_KINDS:
-                    kind = "other"
-                if (source, kind) not in self._skip_kinds_logged:
-                    self._skip_kinds_logged.add((source, kind))
-                    _log.info("source_record_skipped", source=source, kind=kind,
-                              detail=record.detail, hint="counted from now on, not logged again")
+            seen = self._skip_kinds_logged
+            if (source, kind) not in seen and len(seen) >= MAX_SKIP_KINDS:
+                kind = "other"
+            if (source, kind) not in seen:
+                seen.add((source, kind))
+                _log.info("source_record_skipped", source=source, kind=kind,
+                          detail=record.detail, hint="counted from now on, not logged again")
             self.metrics.source_skipped.labels(source, kind).inc()
 
     def webhook(self, webhook_id: str) -> LiveWebhook | None:
