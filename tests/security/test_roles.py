@@ -8,7 +8,13 @@ test answered 200 over TCP; every user that could reach the socket was admin.
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
+import pwd
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -57,6 +63,47 @@ async def test_admin_groups_make_a_user_admin(daemon: DaemonProcess, receiver: R
     for method, path, data in ADMIN_ROUTES:
         answer = await curl_as_nobody(daemon.socket, method, path, data)
         assert answer.status in (200, 202), (path, answer)
+
+
+@pytest.fixture
+def group_with_nobody() -> Iterator[str]:
+    """A new group that lists `nobody` as a supplementary member (in /etc/group), removed
+    after the test; skips where the shadow tools are missing."""
+    if not (shutil.which("groupadd") and shutil.which("gpasswd") and shutil.which("groupdel")):
+        pytest.skip("needs groupadd, gpasswd and groupdel")
+    name = f"mhtest{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", name], check=True)
+    try:
+        subprocess.run(["gpasswd", "--add", "nobody", name], check=True, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["groupdel", name], check=False)
+
+
+@needs_root
+async def test_a_supplementary_admin_group_makes_a_user_admin(
+    daemon: DaemonProcess, receiver: Receiver, group_with_nobody: str,
+) -> None:
+    # nobody's primary group is not the admin group: only /etc/group's member list says so.
+    assert grp.getgrnam(group_with_nobody).gr_gid != pwd.getpwnam("nobody").pw_gid
+    daemon.config["api"] = {"admin_groups": [group_with_nobody]}
+    daemon.add_webhook("crm", receiver.url)
+    await daemon.start()
+    open_socket_to_nobody(daemon)
+    answer = await curl_as_nobody(daemon.socket, "GET", "/webhooks")
+    assert answer.status == 200, answer
+
+
+@needs_root
+async def test_a_group_nobody_is_not_in_gives_nobody_nothing(
+    daemon: DaemonProcess, receiver: Receiver,
+) -> None:
+    daemon.config["api"] = {"admin_groups": ["root"]}
+    daemon.add_webhook("crm", receiver.url)
+    await daemon.start()
+    open_socket_to_nobody(daemon)
+    answer = await curl_as_nobody(daemon.socket, "GET", "/webhooks")
+    assert answer.status == 403, answer
 
 
 async def test_the_cli_says_what_to_do_without_the_role(short_tmp: Path) -> None:
