@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mailhooks.channels.base import ChannelKind, Sender, WebhookRef
+from mailhooks.channels.base import ChannelKind, Sender
 from mailhooks.channels.config import Batch, ChannelConfig
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.registry import build_sender, kind_of
@@ -89,8 +89,7 @@ def build_one(
     secrets = resolve_all(loaded.webhook.channel.secret_texts(), sources)
     if previous is not None and previous.loaded.digest == loaded.digest and previous.secrets == secrets:
         return previous
-    ref = WebhookRef(loaded.id, loaded.webhook.name)
-    return LiveWebhook(loaded.id, loaded, build_sender(ref, loaded.webhook.channel, secrets, context),
+    return LiveWebhook(loaded.id, loaded, build_sender(loaded.ref, loaded.webhook.channel, secrets, context),
                        secrets)
 
 

@@ -236,7 +236,7 @@ def test_a_template_that_fails_is_exit_1(run: Run, hooks: Path) -> None:
     ran = run("preview", "fragile", str(hooks), "--batch", "2")
     assert ran.code == 1 and ran.out == ""
     assert ran.err.startswith("mailhooks preview: fragile: nothing would be sent: "
-                              "the payload template failed: fragile:1:")
+                              f"the payload template failed: {hooks}/fragile.yaml:9:9: ")
 
 
 def test_a_refused_destination_is_exit_1(run: Run, hooks: Path) -> None:

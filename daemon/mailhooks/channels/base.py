@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from mailhooks.channels.config import ChannelConfig
 from mailhooks.documents.positions import SchemaProblem
 from mailhooks.secrets import Resolved
+from mailhooks.templates import NO_PLACES, Places, Where
 
 if TYPE_CHECKING:
     from mailhooks.channels.context import ChannelContext
@@ -64,10 +65,22 @@ class Outcome:
 
 
 class WebhookRef(NamedTuple):
-    """The webhook a sender works for, as templates and log lines name it."""
+    """The webhook a sender works for, as templates and log lines name it, and where its
+    templates are in its file."""
 
     id: str
     name: str
+    file: str = ""
+    places: Places = NO_PLACES
+
+    def where(self, path: tuple[str | int, ...]) -> Where:
+        """Where the template at `path` in the webhook's document starts, so an error
+        rendering it at delivery reads `file:line:col` as `validate`'s do; a template that
+        is not in the file (a channel's default text) is named by the webhook's id."""
+        place = self.places.get(path)
+        if place is None or not self.file:
+            return Where(self.id)
+        return Where(self.file, *place)
 
 
 class Sender(Protocol):

@@ -137,15 +137,16 @@ def default_text(markup: Markup) -> str:
 
 
 class ChatTemplate:
-    """A text template compiled once per sender: the file's, or `default`."""
+    """A text template compiled once per sender: the file's (at `path` below `channel` in
+    the webhook's document), or `default`."""
 
-    def __init__(self, source: str | None, default: str, mode: Mode, webhook: WebhookRef) -> None:
+    def __init__(self, source: str | None, default: str, mode: Mode, webhook: WebhookRef,
+                 path: tuple[str, ...]) -> None:
         self._webhook = webhook
-        where = Where(webhook.id)
         try:
-            self._default = compile_template(default, where=where, mode=mode)
+            self._default = compile_template(default, where=Where(webhook.id), mode=mode)
             self._template = self._default if source is None else compile_template(
-                source, where=where, mode=mode)
+                source, where=webhook.where(("channel", *path)), mode=mode)
         except TemplateError as error:  # checked at load; only a bug gets here
             raise ValueError(f"template: {error}") from None
 

@@ -148,14 +148,15 @@ class DiscordSender(ChatSender):
                                           f"{prefix}webhooks/ID/TOKEN")
         waiting = parsed(channel.url, url + ("&" if "?" in url else "?") + "wait=true")
         super().__init__(KIND, webhook, context, waiting, channel.timeout, secrets, markup=MARKUP,
-                         text=ChatTemplate(channel.content, DEFAULT_TEXT, "discord", webhook),
+                         text=ChatTemplate(channel.content, DEFAULT_TEXT, "discord", webhook, ("content",)),
                          limit=MAX_CONTENT)
         self.rate_key = f"discord:{hashed(url)}"
         self._channel = channel
         embed = channel.embed
-        self._embed_title = (ChatTemplate(embed.title, "{{ event }}", "discord", webhook)
+        self._embed_title = (ChatTemplate(embed.title, "{{ event }}", "discord", webhook, ("embed", "title"))
                              if embed is not None and embed.title is not None else None)
-        self._embed_description = (ChatTemplate(embed.description, DEFAULT_TEXT, "discord", webhook)
+        self._embed_description = (ChatTemplate(embed.description, DEFAULT_TEXT, "discord", webhook,
+                                                        ("embed", "description"))
                                    if embed is not None else None)
 
     def payload(self, message: Message) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from mailhooks.channels.http import Answer, HttpSender, Request, parse_retry_aft
 from mailhooks.events import CLICK_EVENTS
 from mailhooks.secrets import Resolved
 from mailhooks.settings import Settings
-from mailhooks.templates import Template, TemplateError, Where, compile_template, event_variables
+from mailhooks.templates import Template, TemplateError, compile_template, event_variables
 from mailhooks.text import one_line
 
 _log = log.get(__name__)
@@ -217,8 +217,8 @@ class PushoverSender(HttpSender):
         self._user = secrets.text(channel.user_key)
         # The quota, and so a hold, belongs to the application token.
         self.rate_key = "pushover:" + hashlib.sha256(self._token.encode()).hexdigest()[:16]
-        self._title = _compiled(channel.title, webhook)
-        self._message = _compiled(channel.message, webhook)
+        self._title = _compiled(channel.title, webhook, "title")
+        self._message = _compiled(channel.message, webhook, "message")
 
     def texts(self, event: Mapping[str, Any]) -> tuple[str, str]:
         """The title and the message: the templates' when set (and not blank), else the
@@ -330,11 +330,11 @@ class PushoverSender(HttpSender):
         )
 
 
-def _compiled(source: str | None, webhook: WebhookRef) -> Template | None:
+def _compiled(source: str | None, webhook: WebhookRef, name: str) -> Template | None:
     if source is None:
         return None
     try:
-        return compile_template(source, where=Where(webhook.id), mode="text")
+        return compile_template(source, where=webhook.where(("channel", name)), mode="text")
     except TemplateError as error:  # checked at load; only a bug gets here
         raise ValueError(f"template: {error}") from None
 

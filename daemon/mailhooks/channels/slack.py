@@ -32,7 +32,7 @@ from mailhooks.channels.config import SecretRef, TemplateField
 from mailhooks.channels.context import ChannelContext
 from mailhooks.channels.http import Answer
 from mailhooks.secrets import Resolved
-from mailhooks.templates import Mode, PayloadTemplate, TemplateError, Where, compile_payload, event_variables
+from mailhooks.templates import Mode, PayloadTemplate, TemplateError, compile_payload, event_variables
 
 # "For best results, limit the number of characters in the text field to 4,000
 # characters" (https://api.slack.com/methods/chat.postMessage#truncating).
@@ -93,14 +93,15 @@ class SlackSender(ChatSender):
         prefix = context.settings.slack.api_url.rstrip("/") + SERVICES_PATH
         url = under(secrets, channel.url, prefix, "a Slack incoming webhook URL")
         super().__init__(KIND, webhook, context, url, channel.timeout, secrets, markup=MARKUP,
-                         text=ChatTemplate(channel.text, DEFAULT_TEXT, "slack", webhook),
+                         text=ChatTemplate(channel.text, DEFAULT_TEXT, "slack", webhook, ("text",)),
                          limit=MAX_TEXT)
         self.rate_key = f"slack:{hashed(str(url))}"
         self._blocks: PayloadTemplate | None = None
         if channel.blocks is not None:
             try:
-                self._blocks = compile_payload({"blocks": channel.blocks},
-                                               positions=lambda _path: Where(webhook.id), mode="slack")
+                self._blocks = compile_payload(
+                    {"blocks": channel.blocks}, mode="slack",
+                    positions=lambda path: webhook.where(("channel", *path)))
             except TemplateError as error:  # checked at load; only a bug gets here
                 raise ValueError(f"blocks: {error}") from None
 

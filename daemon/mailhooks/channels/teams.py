@@ -163,10 +163,10 @@ class TeamsSender(ChatSender):
                  context: ChannelContext) -> None:
         url = workflow_url(secrets, channel.url, context.settings)
         super().__init__(KIND, webhook, context, url, channel.timeout, secrets, markup=MARKUP,
-                         text=ChatTemplate(channel.text, DEFAULT_TEXT, "teams", webhook),
+                         text=ChatTemplate(channel.text, DEFAULT_TEXT, "teams", webhook, ("text",)),
                          limit=MAX_BODY_BYTES - MAX_TITLE_BYTES - 1024)
         self.rate_key = f"teams:{hashed(str(url))}"
-        self._title = (ChatTemplate(channel.title, DEFAULT_TITLE, "teams", webhook)
+        self._title = (ChatTemplate(channel.title, DEFAULT_TITLE, "teams", webhook, ("title",))
                        if channel.title is not None else None)
 
     def line(self, event: Mapping[str, Any]) -> str:

@@ -195,7 +195,8 @@ class TelegramSender(ChatSender):
         url = parsed(channel.bot_token, f"{base}/bot{token}/sendMessage")
         markup = MARKUPS[channel.parse_mode]
         super().__init__(KIND, webhook, context, url, channel.timeout, secrets, markup=markup,
-                         text=ChatTemplate(channel.text, default_text(markup), markup.mode, webhook),
+                         text=ChatTemplate(channel.text, default_text(markup), markup.mode, webhook,
+                                           ("text",)),
                          limit=MAX_TEXT)
         self.rate_key = f"telegram:{hashed(token)}:{channel.chat_id}"
         self._channel = channel

@@ -55,7 +55,6 @@ from mailhooks.settings import Settings
 from mailhooks.templates import (
     PayloadTemplate,
     TemplateError,
-    Where,
     batch_variables,
     compile_payload,
     event_variables,
@@ -321,7 +320,7 @@ def _compiled(webhook: WebhookRef, name: str, mapping: dict[str, Any] | None) ->
     if mapping is None:
         return None
     try:
-        return compile_payload(mapping, positions=lambda _path: Where(webhook.id))
+        return compile_payload(mapping, positions=lambda path: webhook.where(("channel", name, *path)))
     except TemplateError as error:  # checked at load; only a bug gets here
         raise ValueError(f"{name}: {error}") from None
 

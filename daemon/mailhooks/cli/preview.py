@@ -65,7 +65,7 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mailhooks.channels.base import Outcome, WebhookRef
+    from mailhooks.channels.base import Outcome
     from mailhooks.channels.context import ChannelContext
     from mailhooks.channels.http import HttpSender
     from mailhooks.channels.registry import build_sender
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     resolved, placeholders = _secrets(channel, settings)
     mask = Mask(resolved.values(), [(placeholders.values(), UNRESOLVED)])
     try:
-        sender = build_sender(WebhookRef(loaded.id, loaded.webhook.name), channel,
+        sender = build_sender(loaded.ref, channel,
                               Resolved({**resolved, **placeholders}), ChannelContext(settings))
     except ValueError as error:
         raise CommandError(mask(f"{args.id}: {error}")) from None

@@ -11,6 +11,7 @@ Public API::
     sample_context(event_name, *, bare=False) -> Variables
     check(template, event_names, *, per_batch=False, item=None) -> list[TemplateError]
     Where(file, line, column); TemplateError(message, file, line, column)
+    Places: template path in the document -> (line, column), recorded at load
 
 **Variables**: every field of `Event` (empty when the event lacks it), `webhook` (`.id`,
 `.name`), `events` (the list of events: this one, or the batch) and `count`. A template
@@ -38,7 +39,7 @@ makes on the way (16 x output).
 """
 
 from mailhooks.templates.compiler import Template, compile_template
-from mailhooks.templates.errors import TemplateError, Where
+from mailhooks.templates.errors import NO_PLACES, Places, TemplateError, Where
 from mailhooks.templates.escaping import MODES, Mode
 from mailhooks.templates.filters import FILTERS
 from mailhooks.templates.limits import Limits
@@ -49,10 +50,12 @@ from mailhooks.templates.values import VARIABLES, Variables, batch_variables, ev
 __all__ = [
     "FILTERS",
     "MODES",
+    "NO_PLACES",
     "VARIABLES",
     "Limits",
     "Mode",
     "PayloadTemplate",
+    "Places",
     "Positions",
     "Template",
     "TemplateError",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 MAX_MESSAGE: Final = 300
+
+# Where each template of a webhook starts in its file, by its path in the document
+# (("channel", "payload", "properties", "email") → (line, column)), as the loader found it.
+Places = Mapping[tuple[str | int, ...], tuple[int, int]]
+NO_PLACES: Final[Places] = MappingProxyType({})
 
 
 @dataclass(frozen=True)

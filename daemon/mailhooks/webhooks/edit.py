@@ -298,7 +298,7 @@ def check_file(
         return [Problem(shown, error.position, error.message)]
     except OSError as error:
         return [Problem(shown, START, f"cannot read: {error.strerror or error}")]
-    webhook, found = check_bytes(raw, settings)
+    webhook, found, _places = check_bytes(raw, settings)
     problems = [Problem(shown, where, message) for where, message in found]
     if webhook is None:
         return problems

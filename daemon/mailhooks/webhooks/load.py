@@ -12,14 +12,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 from mailhooks import grants
+from mailhooks.channels.base import WebhookRef
 from mailhooks.documents.check import Found, check_document, read_limited
 from mailhooks.documents.positions import START, Position, Problem, find_text
 from mailhooks.documents.yaml import YamlError, decode, parse
 from mailhooks.reasons import os_reason
 from mailhooks.settings import Settings
+from mailhooks.templates import NO_PLACES, Places
 from mailhooks.webhooks.checks import check
 from mailhooks.webhooks.ids import bad_part, is_candidate, webhook_id
 from mailhooks.webhooks.models import Webhook
@@ -34,6 +37,12 @@ class LoadedWebhook:
     path: Path
     webhook: Webhook
     digest: str
+    places: Places = field(default_factory=lambda: NO_PLACES, compare=False)
+
+    @property
+    def ref(self) -> WebhookRef:
+        """The webhook as its sender names it, with where its templates are in the file."""
+        return WebhookRef(self.id, self.webhook.name, str(self.path), self.places)
 
 
 @dataclass
@@ -90,7 +99,13 @@ def _walk(directory: Path) -> Iterator[tuple[Path, OSError | str | None]]:
         stack.extend(reversed(subdirectories))
 
 
-Checked = tuple[Webhook | None, Found]
+class Checked(NamedTuple):
+    """A file's content checked: the webhook (None when refused), its problems, and where
+    its templates start."""
+
+    webhook: Webhook | None
+    found: Found
+    places: Places = NO_PLACES
 
 
 class ParseCache:
@@ -111,15 +126,14 @@ class ParseCache:
         self._entries[key] = checked
 
 
-def _load_file(
-    path: Path, settings: Settings, cache: ParseCache | None
-) -> tuple[Webhook | None, str, list[tuple[Position, str]]]:
+def _load_file(path: Path, settings: Settings, cache: ParseCache | None) -> tuple[Checked, str]:
+    """The file checked, and its content's digest."""
     try:
         raw = read_limited(path, settings.limits.max_file_bytes)
     except YamlError as error:
-        return None, "", [(error.position, error.message)]
+        return Checked(None, [(error.position, error.message)]), ""
     except OSError as error:
-        return None, "", [(START, f"cannot read: {os_reason(error)}")]
+        return Checked(None, [(START, f"cannot read: {os_reason(error)}")]), ""
     digest = hashlib.sha256(raw).hexdigest()
     key = (digest, settings.allow_http)
     cached = cache.get(key) if cache is not None else None
@@ -127,7 +141,7 @@ def _load_file(
         cached = check_bytes(raw, settings)
         if cache is not None:
             cache.put(key, cached)
-    return cached[0], digest, cached[1]
+    return cached, digest
 
 
 def check_bytes(raw: bytes, settings: Settings) -> Checked:
@@ -136,15 +150,16 @@ def check_bytes(raw: bytes, settings: Settings) -> Checked:
         text = decode(raw)
         document = parse(text)
     except YamlError as error:
-        return None, [(error.position, error.message)]
+        return Checked(None, [(error.position, error.message)])
     webhook, found = check_document(
         document, Webhook, lambda data: check(data, allow_http=settings.allow_http)
     )
     if webhook is None:
-        return None, found
+        return Checked(None, found)
     # Templates last: they are checked against the typed channel, once per content.
-    problems = sorted(set(template_problems(document, text, webhook, "")))
-    return (None, problems) if problems else (webhook, [])
+    places: dict[tuple[str | int, ...], tuple[int, int]] = {}
+    problems = sorted(set(template_problems(document, text, webhook, "", places)))
+    return Checked(None, problems) if problems else Checked(webhook, [], MappingProxyType(places))
 
 
 def load_directory(
@@ -193,7 +208,7 @@ def load_steps(
                 shown, START, f"webhook id {identifier!r} is already taken by another file"
             ))
             continue
-        webhook, digest, found = _load_file(path, settings, cache)
+        (webhook, found, places), digest = _load_file(path, settings, cache)
         if webhook is None:
             result.failed_ids.add(identifier)
             result.problems.extend(Problem(shown, where, message) for where, message in found)
@@ -217,7 +232,7 @@ def load_steps(
                                    for refusal in refusals)
             continue
         names[webhook.name.casefold()] = shown
-        result.webhooks[identifier] = LoadedWebhook(identifier, path, webhook, digest)
+        result.webhooks[identifier] = LoadedWebhook(identifier, path, webhook, digest, places)
 
 
 def name_position(raw: bytes) -> Position:

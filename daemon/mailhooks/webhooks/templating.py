@@ -23,14 +23,16 @@ from mailhooks.templates import (
 from mailhooks.webhooks.models import Webhook
 
 
-def template_problems(document: Document, raw: str, webhook: Webhook,
-                      file: str) -> Iterator[tuple[Position, str]]:
-    """Every problem of the webhook's templates, as (position, message)."""
+def template_problems(document: Document, raw: str, webhook: Webhook, file: str,
+                      places: dict[tuple[str | int, ...], tuple[int, int]] | None = None,
+                      ) -> Iterator[tuple[Position, str]]:
+    """Every problem of the webhook's templates, as (position, message); `places` gets
+    where each template starts, for the daemon's render errors to point into the file."""
     selected: list[EventName] = list(EVENT_NAMES) if webhook.events == "all" else list(webhook.events)
     compiled_at: dict[tuple[str | int, ...], Template | PayloadTemplate] = {}
     for field in webhook.channel.templates():
         try:
-            compiled = compile_field(field, document, raw, file)
+            compiled = compile_field(field, document, raw, file, places)
         except TemplateError as refused:
             yield Position(refused.line, refused.column), refused.message
             continue
@@ -61,13 +63,19 @@ def _over_limit(template: Template, selected: list[EventName], limit: int,
             return
 
 
-def compile_field(field: TemplateField, document: Document | None, raw: str,
-                  file: str) -> Template | PayloadTemplate:
-    """The field compiled; with a document, every error points into the file."""
+def compile_field(field: TemplateField, document: Document | None, raw: str, file: str,
+                  places: dict[tuple[str | int, ...], tuple[int, int]] | None = None,
+                  ) -> Template | PayloadTemplate:
+    """The field compiled; with a document, every error points into the file (and
+    `places` records where each of its templates starts)."""
     def where(path: tuple[str | int, ...]) -> Where:
         if document is None:
             return Where(file)
-        return _content_start(document, raw, (*field.path, *path), file)
+        full = (*field.path, *path)
+        found = _content_start(document, raw, full, file)
+        if places is not None:
+            places[full] = (found.line, found.column)
+        return found
 
     if field.payload:
         return compile_payload(field.source, positions=where, mode=field.mode)
