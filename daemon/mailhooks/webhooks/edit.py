@@ -24,6 +24,7 @@ from mailhooks.documents.check import read_limited
 from mailhooks.documents.positions import START, Position, Problem
 from mailhooks.documents.yaml import Document, YamlError, decode, parse
 from mailhooks.events import EVENT_NAMES, FILTER_FIELDS
+from mailhooks.reasons import os_reason
 from mailhooks.secrets import HOW_TO_REFERENCE, is_reference
 from mailhooks.settings import Settings
 from mailhooks.webhooks.ids import SUFFIXES, BadId
@@ -297,7 +298,7 @@ def check_file(
     except YamlError as error:
         return [Problem(shown, error.position, error.message)]
     except OSError as error:
-        return [Problem(shown, START, f"cannot read: {error.strerror or error}")]
+        return [Problem(shown, START, f"cannot read: {os_reason(error)}")]
     webhook, found, _places = check_bytes(raw, settings)
     problems = [Problem(shown, where, message) for where, message in found]
     if webhook is None:
