@@ -53,7 +53,8 @@ def test_a_template_failing_at_delivery_points_into_its_file(tmp_path: Path) -> 
     (tmp_path / "crm.yaml").write_text(
         "name: CRM\nevents: [delivered]\nchannel:\n  type: web\n  url: https://crm.example.com/hook\n"
         "  payload:\n    email: \"{{ email }}\"\n"
-        "    next: |-\n      {% if email != 'recipient@example.com' %}\n      {{ smtp_code + 1 }}{% endif %}\n")
+        "    next: |-\n      {% if email != 'recipient@example.com' %}\n"
+        "      {{ smtp_code + 1 }}{% endif %}\n")
     live = _build(tmp_path, {})
     sender = live.webhooks["crm"].sender
     assert isinstance(sender, WebSender)
